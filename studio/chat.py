@@ -1,0 +1,617 @@
+"""Chat with base and fine-tuned models: the model cache, batched generation and streaming.
+
+Owns:
+- `Side` (which weights answer: a base model plus an optional LoRA adapter) and how a run folder
+  and one of its checkpoints become a Side;
+- `ModelCache`: models keyed by (base, adapter set), loaded lazily under a lock, least recently
+  used ones evicted past `max_models` or when free RAM/VRAM is short. Each entry has its own
+  lock: peft's per-row adapter routing installs module hooks for the whole `generate` call, so
+  two generations on one model must not overlap (concurrent users queue on it);
+- `generate_rows` / `stream_rows` / `score_rows`: many rows (conversations) in one batch where
+  rows share a base model. Base and fine-tuned rows run on ONE copy of the base weights through
+  peft's `adapter_names=["__base__", "default"]`; `disable_adapter()` is never used across
+  threads. Streaming forwards every exception of the generate thread to the consumer.
+
+It does not own the UI (studio.ui.compare_tab), metrics or prompt sets (studio.evaluate).
+Nothing heavy is imported at module import time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import queue
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from studio.errors import StudioError
+
+GIB = 1024**3
+BASE = "__base__"  # peft's name for "no adapter" in a mixed batch
+
+
+# -- what answers: sides and runs -----------------------------------------------------------------
+@dataclass(frozen=True)
+class Side:
+    base: str  # local model folder (resolved) or hub id
+    adapter: str | None = None  # LoRA adapter folder; None = the base weights alone
+    label: str = "base"
+
+
+def resolve_model(name_or_path: str) -> str:
+    from studio.train.build import resolve_model_path  # one rule for relative paths and the demo
+
+    return resolve_model_path(name_or_path)
+
+
+def _adapter_dir(folder: Path) -> Path | None:
+    for cand in (folder, folder / "adapter"):
+        if (cand / "adapter_config.json").is_file():
+            return cand
+    return None
+
+
+def _is_full_model(folder: Path) -> bool:
+    return (folder / "config.json").is_file() and _adapter_dir(folder) is None
+
+
+def list_checkpoints(run_dir: str | Path) -> list[str]:
+    """'final' (adapter/ or model/) when it exists, then checkpoint-N newest first."""
+    run = Path(run_dir)
+    out = ["final"] if (_adapter_dir(run / "adapter") or _is_full_model(run / "model")) else []
+    ckpts = [p for p in (run / "checkpoints").glob("checkpoint-*")
+             if _adapter_dir(p) or _is_full_model(p)]
+    ckpts.sort(key=lambda p: int(p.name.rsplit("-", 1)[-1]) if p.name.rsplit("-", 1)[-1].isdigit() else -1)
+    return out + [p.name for p in reversed(ckpts)]
+
+
+def base_side(run_dir: str | Path) -> Side:
+    """The model the run started from, without its adapter."""
+    from studio.config import RunConfig
+
+    run = Path(run_dir)
+    if not (run / "config.yaml").is_file():
+        raise StudioError(f"{run} is not a run folder (no config.yaml). Pick a run from the list.")
+    cfg = RunConfig.load(run / "config.yaml")
+    return Side(resolve_model(cfg.model.name_or_path), None, f"base ({Path(cfg.model.name_or_path).name})")
+
+
+def run_side(run_dir: str | Path, checkpoint: str = "final") -> Side:
+    """The fine-tuned weights of a run: its final adapter/model or one of its checkpoints."""
+    run = Path(run_dir)
+    base = base_side(run)
+    checkpoint = checkpoint or "final"
+    folders = [run / "adapter", run / "model"] if checkpoint == "final" else [run / "checkpoints" / checkpoint]
+    for folder in folders:
+        ad = _adapter_dir(folder)
+        if ad:
+            return Side(base.base, str(ad.resolve()), f"{run.name}@{checkpoint}")
+        if _is_full_model(folder):  # full fine-tuning: the folder is a whole model
+            return Side(str(folder.resolve()), None, f"{run.name}@{checkpoint}")
+    have = ", ".join(list_checkpoints(run)) or "none yet"
+    raise StudioError(f"Run {run.name} has no '{checkpoint}' weights (available: {have}). "
+                      "Wait for the first checkpoint or pick another one.")
+
+
+def describe_pair(left: Side, right: Side) -> str:
+    if left.base == right.base:
+        return "One copy of the base weights serves both sides (peft per-row adapters in one batch)."
+    return ("The two sides have different base weights, so two models are loaded and the sides "
+            "are generated one after the other (same prompt, settings and seed).")
+
+
+# -- settings and conversations -------------------------------------------------------------------
+@dataclass
+class GenSettings:
+    system_prompt: str = ""
+    temperature: float = 0.7  # 0 = greedy (deterministic)
+    top_p: float = 0.9
+    max_new_tokens: int = 256  # tokens per answer
+    seed: int = 0  # the same seed goes to both sides
+    stop: list[str] = field(default_factory=list)  # extra stop strings, cut from the answer
+
+    def check(self) -> "GenSettings":
+        p = []
+        if not 0 <= self.temperature <= 5:
+            p.append(f"temperature is {self.temperature}; use 0 (greedy) to 5.")
+        if not 0 < self.top_p <= 1:
+            p.append(f"top-p is {self.top_p}; use a value in (0, 1].")
+        if not 1 <= int(self.max_new_tokens) <= 8192:
+            p.append(f"max new tokens is {self.max_new_tokens}; use 1 to 8192.")
+        if p:
+            raise StudioError("Generation settings: " + " ".join(p), p)
+        return self
+
+
+def content_text(content: Any) -> str:
+    """Message content as a string: gradio 6 sends lists of {"type": "text", "text": ...} parts."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        return str(content.get("text") or content.get("content") or "")
+    if isinstance(content, (list, tuple)):
+        return "".join(content_text(c) for c in content)
+    return str(content)
+
+
+def build_conversation(system: str, history: list | None, user: str | None = None) -> list[dict[str, str]]:
+    """Chat-template messages: optional system prompt, the past turns (strings only), the new turn."""
+    msgs = [{"role": "system", "content": system.strip()}] if system and system.strip() else []
+    for m in history or []:
+        role = m.get("role") if isinstance(m, dict) else None
+        if role in ("user", "assistant", "system"):
+            msgs.append({"role": role, "content": content_text(m.get("content"))})
+    if user is not None:
+        msgs.append({"role": "user", "content": user})
+    return msgs
+
+
+def trim_stop(text: str, stops: list[str]) -> str:
+    cut = min((text.find(s) for s in stops if s and s in text), default=-1)
+    return text[:cut] if cut >= 0 else text
+
+
+# -- the cache --------------------------------------------------------------------------------------
+@dataclass
+class LoadedModel:
+    key: tuple
+    model: Any
+    tokenizer: Any
+    names: dict[str, str]  # adapter folder -> peft adapter name
+    mixed: bool  # per-row adapter_names supported (plain LoRA, no DoRA / prompt tuning)
+    device: str
+    nbytes: int
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def name_for(self, side: Side) -> str:
+        return self.names[side.adapter] if side.adapter else BASE
+
+
+def _weights_bytes(folder: str) -> int:
+    p = Path(folder)
+    if not p.is_dir():
+        return 0
+    return sum(f.stat().st_size for f in p.glob("*") if f.suffix in (".safetensors", ".bin"))
+
+
+def _free_bytes(device: str) -> int | None:
+    """Free memory where the model goes: VRAM via torch, RAM via /proc/meminfo (Linux)."""
+    if device.startswith("cuda"):
+        import torch
+
+        return int(torch.cuda.mem_get_info()[0])
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+class ModelCache:
+    """Loaded models shared by every session (it lives in the app, never in a gr.State)."""
+
+    def __init__(self, max_models: int = 2, headroom_gib: float = 1.0, device: str | None = None):
+        self.max_models = max_models
+        self.headroom = int(headroom_gib * GIB)  # kept free for activations and the KV cache
+        self._device = device
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[tuple, LoadedModel] = OrderedDict()
+
+    def device(self) -> str:
+        if self._device is None:
+            import torch
+
+            self._device = "cuda" if torch.cuda.is_available() else "cpu"
+        return self._device
+
+    def keys(self) -> list[tuple]:
+        with self._lock:
+            return list(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+        self._release()
+
+    def get(self, base: str, adapters: tuple[str, ...] = ()) -> LoadedModel:
+        key = (base, tuple(sorted(set(adapters))))
+        with self._lock:  # loads queue here: one at a time, never the same model twice
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key]
+            self._make_room(_weights_bytes(base))
+            entry = self._load(key)
+            self._entries[key] = entry
+            return entry
+
+    def _make_room(self, need: int) -> None:
+        evicted = False
+        while self._entries and len(self._entries) >= self.max_models:
+            self._entries.popitem(last=False)
+            evicted = True
+        while self._entries:
+            free = _free_bytes(self.device())
+            if free is None or free >= need + self.headroom:
+                break
+            self._entries.popitem(last=False)  # a model still generating keeps its own reference
+            evicted = True
+        if evicted:
+            self._release()
+
+    def _release(self) -> None:
+        gc.collect()
+        if self._device and self._device.startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
+
+    def _load(self, key: tuple) -> LoadedModel:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        base, adapters = key
+        device = self.device()
+        dtype = torch.float32
+        if device.startswith("cuda"):
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        tok_src = next((a for a in adapters if (Path(a) / "tokenizer_config.json").is_file()), base)
+        try:
+            tok = AutoTokenizer.from_pretrained(tok_src)
+            model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype).to(device)
+        except (OSError, ValueError) as e:
+            raise StudioError(f"Could not load the model '{base}': {e}. It must be a local folder or "
+                              "already in the Hugging Face cache (the studio never downloads).") from None
+        tok.padding_side = "left"  # generation continues at the right edge of every row
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        names: dict[str, str] = {}
+        mixed = True
+        if adapters:
+            from peft import PeftModel
+
+            try:
+                for i, path in enumerate(adapters):
+                    name = "default" if i == 0 else f"a{i}"
+                    if i == 0:
+                        model = PeftModel.from_pretrained(model, path, adapter_name=name)
+                    else:
+                        model.load_adapter(path, adapter_name=name)
+                    names[path] = name
+            except (OSError, ValueError, KeyError, RuntimeError) as e:
+                raise StudioError(f"Could not load the adapter {path} onto {base}: {e}. "
+                                  "Was it trained from this base model?") from None
+            for cfg in model.peft_config.values():
+                if str(getattr(cfg, "peft_type", "")) not in ("LORA", "PeftType.LORA") or getattr(cfg, "use_dora", False):
+                    mixed = False  # peft routes rows per adapter only for plain LoRA
+        model.eval()
+        return LoadedModel(key, model, tok, names, mixed, device, _weights_bytes(base))
+
+
+class Cancels:
+    """Stop flags per browser session: the Stop button sets one, the running generation sees it."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._events: dict[str, threading.Event] = {}
+
+    def fresh(self, key: str) -> threading.Event:
+        with self._lock:
+            self._events[key] = threading.Event()
+            return self._events[key]
+
+    def cancel(self, key: str) -> None:
+        with self._lock:
+            ev = self._events.get(key)
+        if ev:
+            ev.set()
+
+
+# -- batched generation ----------------------------------------------------------------------------
+def _groups(cache: ModelCache, sides: list[Side]) -> list[tuple[LoadedModel, list[int]]]:
+    """Rows grouped by base model; each group is served by one cache entry with all its adapters."""
+    by_base: dict[str, list[int]] = {}
+    for i, s in enumerate(sides):
+        by_base.setdefault(s.base, []).append(i)
+    out = []
+    for base, rows in by_base.items():
+        adapters = tuple(sides[i].adapter for i in rows if sides[i].adapter)
+        out.append((cache.get(base, adapters), rows))
+    return out
+
+
+def _chunks(entry: LoadedModel, sides: list[Side], rows: list[int], size: int) -> list[list[int]]:
+    """Sub-batches: any mix of adapters where peft supports it, else one adapter per batch."""
+    if entry.mixed:
+        return [rows[i:i + size] for i in range(0, len(rows), size)]
+    out = []
+    for name in dict.fromkeys(entry.name_for(sides[r]) for r in rows):
+        same = [r for r in rows if entry.name_for(sides[r]) == name]
+        out += [same[i:i + size] for i in range(0, len(same), size)]
+    return out
+
+
+def _routing(entry: LoadedModel, names: list[str]):
+    """(extra forward kwargs, context) that make each row use its adapter; call under entry.lock."""
+    if not entry.names:
+        return {}, contextlib.nullcontext()
+    if entry.mixed:
+        return {"adapter_names": names}, contextlib.nullcontext()
+    if names[0] == BASE:  # safe only because entry.lock serialises every use of this model
+        return {}, entry.model.disable_adapter()
+    entry.model.set_adapter(names[0])
+    return {}, contextlib.nullcontext()
+
+
+def _prompt_text(tok, conv: list[dict], add_generation_prompt: bool = True) -> str:
+    if getattr(tok, "chat_template", None):
+        try:
+            return tok.apply_chat_template(conv, add_generation_prompt=add_generation_prompt, tokenize=False)
+        except Exception as e:  # jinja raises its own types, e.g. "system role not supported"
+            raise StudioError(f"The model's chat template rejected the conversation: {e}. "
+                              "Leave the system prompt empty or press Clear.") from None
+    # No template (a raw pre-trained model): a plain transcript both sides read the same way.
+    text = "".join(f"{m['role'].capitalize()}: {m['content']}\n" for m in conv)
+    return text + ("Assistant:" if add_generation_prompt else "")
+
+
+def _encode(entry: LoadedModel, convs: list[list[dict]], max_new: int):
+    tok = entry.tokenizer
+    texts = [_prompt_text(tok, c) for c in convs]
+    enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=not tok.chat_template)
+    limit = getattr(getattr(entry.model, "config", None), "max_position_embeddings", None)
+    if limit and enc["input_ids"].shape[1] + max_new > limit:
+        raise StudioError(f"The conversation is {enc['input_ids'].shape[1]} tokens; with {max_new} new "
+                          f"tokens it exceeds the model's {limit}. Press Clear or lower max new tokens.")
+    return {k: v.to(entry.device) for k, v in enc.items()}
+
+
+def _stop_criteria(event: threading.Event | None):
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class _Cancelled(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return torch.full((input_ids.shape[0],), bool(event and event.is_set()), dtype=torch.bool,
+                              device=input_ids.device)
+
+    return StoppingCriteriaList([_Cancelled()])
+
+
+def _eos_ids(entry: LoadedModel) -> set[int]:
+    ids = getattr(getattr(entry.model, "generation_config", None), "eos_token_id", None)
+    ids = set(ids if isinstance(ids, (list, tuple)) else [ids] if ids is not None else [])
+    if entry.tokenizer.eos_token_id is not None:
+        ids.add(entry.tokenizer.eos_token_id)
+    return ids
+
+
+def _make_streamer(tok, rows: list[int], eos: set[int], q: queue.Queue):
+    """A streamer for a batch: put() gets one [batch] tensor per step; text goes out per row."""
+    from transformers.generation.streamers import BaseStreamer
+
+    class RowStreamer(BaseStreamer):
+        def __init__(self):
+            self.ids = [[] for _ in rows]
+            self.sent = ["" for _ in rows]
+            self.done = [False for _ in rows]
+            self.prompt_seen = False
+
+        def put(self, value):
+            if not self.prompt_seen and value.dim() > 1:  # the first call carries the prompt ids
+                self.prompt_seen = True
+                return
+            for i, t in enumerate(value.reshape(-1).tolist()):
+                if self.done[i]:
+                    continue  # after its end a row only gets padding
+                if t in eos:
+                    self.done[i] = True
+                    continue
+                self.ids[i].append(t)
+                self._emit(i, final=False)
+
+        def _emit(self, i: int, final: bool):
+            text = tok.decode(self.ids[i], skip_special_tokens=True)
+            if not final and text.endswith("\ufffd"):
+                return  # half a multi-byte character: wait for the next token
+            if text.startswith(self.sent[i]):
+                if len(text) > len(self.sent[i]):
+                    q.put(("delta", rows[i], text[len(self.sent[i]):]))
+            else:  # decoding a longer prefix changed earlier text: resend the row
+                q.put(("set", rows[i], text))
+            self.sent[i] = text
+
+        def end(self):
+            for i in range(len(rows)):
+                self._emit(i, final=True)
+
+    return RowStreamer()
+
+
+def _decode_new(entry: LoadedModel, out, prompt_len: int, eos: set[int]) -> list[str]:
+    texts = []
+    for row in out[:, prompt_len:].tolist():
+        cut = next((j for j, t in enumerate(row) if t in eos), len(row))
+        texts.append(entry.tokenizer.decode(row[:cut], skip_special_tokens=True))
+    return texts
+
+
+def _execute(cache: ModelCache, sides: list[Side], convs: list[list[dict]], s: GenSettings,
+             q: queue.Queue | None = None, cancel: threading.Event | None = None,
+             batch_rows: int = 16, progress: Callable[[int, int], None] | None = None) -> list[str]:
+    """Generate every row; returns raw texts (stop strings not yet cut). Streams to `q` if given."""
+    import torch
+
+    s.check()
+    if len(sides) != len(convs):
+        raise StudioError("Internal: one conversation per side is needed.")
+    texts = [""] * len(sides)
+    done = 0
+    for entry, rows in _groups(cache, sides):
+        for chunk in _chunks(entry, sides, rows, batch_rows):
+            if cancel is not None and cancel.is_set():
+                return texts
+            enc = _encode(entry, [convs[r] for r in chunk], s.max_new_tokens)
+            eos = _eos_ids(entry)
+            kw: dict[str, Any] = dict(max_new_tokens=int(s.max_new_tokens), pad_token_id=entry.tokenizer.pad_token_id,
+                                      stopping_criteria=_stop_criteria(cancel))
+            if s.temperature > 0:
+                kw.update(do_sample=True, temperature=float(s.temperature), top_p=float(s.top_p))
+            else:
+                kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            if s.stop:
+                kw.update(stop_strings=list(s.stop), tokenizer=entry.tokenizer)
+            if q is not None:
+                kw["streamer"] = _make_streamer(entry.tokenizer, chunk, eos, q)
+            if not entry.lock.acquire(blocking=False):
+                if q is not None:
+                    q.put(("note", "Waiting for the model: another generation is running (you are queued)."))
+                entry.lock.acquire()
+            try:
+                extra, ctx = _routing(entry, [entry.name_for(sides[r]) for r in chunk])
+                torch.manual_seed(int(s.seed))  # same seed for both sides, under the lock
+                with ctx, torch.inference_mode():
+                    out = entry.model.generate(**enc, **extra, **kw)
+            finally:
+                entry.lock.release()
+            for r, t in zip(chunk, _decode_new(entry, out, enc["input_ids"].shape[1], eos)):
+                texts[r] = t
+            done += len(chunk)
+            if progress:
+                progress(done, len(sides))
+    return texts
+
+
+def generate_rows(cache: ModelCache, sides: list[Side], convs: list[list[dict]], settings: GenSettings,
+                  batch_rows: int = 16, progress: Callable[[int, int], None] | None = None) -> list[str]:
+    """One answer per (side, conversation) row, without streaming."""
+    return [trim_stop(t, settings.stop) for t in
+            _execute(cache, sides, convs, settings, batch_rows=batch_rows, progress=progress)]
+
+
+def _explain(e: BaseException) -> str:
+    if isinstance(e, StudioError):
+        return str(e)
+    if "out of memory" in str(e).lower():
+        return ("Out of memory while generating: lower max new tokens, clear the chat, or close other "
+                "runs that hold GPU memory.")
+    return f"Generation failed: {type(e).__name__}: {e}"
+
+
+def stream_rows(cache: ModelCache, sides: list[Side], convs: list[list[dict]], settings: GenSettings,
+                cancel: threading.Event | None = None) -> Iterator[tuple[list[str], str]]:
+    """Yield (texts so far, note) while all rows generate in a background thread.
+
+    Exceptions from that thread are re-raised here as StudioError. Closing the iterator (or
+    setting `cancel`) stops generation at the next token and frees the model for the next user.
+    """
+    q: queue.Queue = queue.Queue()
+    stop = threading.Event()
+    if cancel is not None and cancel.is_set():
+        return
+
+    class _Either:  # stop when the consumer leaves OR the user presses Stop
+        def is_set(self) -> bool:
+            return stop.is_set() or bool(cancel and cancel.is_set())
+
+    def work():
+        try:
+            _execute(cache, sides, convs, settings, q=q, cancel=_Either())  # type: ignore[arg-type]
+            q.put(("done", None, None))
+        except BaseException as e:  # forwarded: the consumer raises it
+            q.put(("error", None, e))
+
+    thread = threading.Thread(target=work, name="studio-generate", daemon=True)
+    texts = [""] * len(sides)
+    note = ""
+    thread.start()
+    try:
+        while True:
+            try:
+                kind, row, value = q.get(timeout=0.5)
+            except queue.Empty:
+                if not thread.is_alive() and q.empty():
+                    raise StudioError("Generation stopped without a result. Try again.") from None
+                continue
+            if kind == "delta":
+                texts[row] += value
+            elif kind == "set":
+                texts[row] = value
+            elif kind == "note":
+                note = value
+            elif kind == "error":
+                raise StudioError(_explain(value)) from value
+            elif kind == "done":
+                yield [trim_stop(t, settings.stop) for t in texts], ""
+                return
+            yield [trim_stop(t, settings.stop) for t in texts], note
+    finally:
+        stop.set()
+
+
+# -- scoring (perplexity) ----------------------------------------------------------------------------
+def score_rows(cache: ModelCache, sides: list[Side], convs: list[list[dict]], references: list[str],
+               batch_rows: int = 8, progress: Callable[[int, int], None] | None = None) -> list[tuple[float, int]]:
+    """(summed negative log-likelihood in nats, token count) of each reference answer given its prompt."""
+    import torch
+
+    out: list[tuple[float, int]] = [(0.0, 0)] * len(sides)
+    done = 0
+    for entry, rows in _groups(cache, sides):
+        tok = entry.tokenizer
+        for chunk in _chunks(entry, sides, rows, batch_rows):
+            prompts = [_prompt_text(tok, convs[r]) for r in chunk]
+            fulls = []
+            for r, p in zip(chunk, prompts):
+                full = _prompt_text(tok, convs[r] + [{"role": "assistant", "content": references[r]}], False)
+                fulls.append(full if full.startswith(p) else p + references[r] + (tok.eos_token or ""))
+            enc = tok(fulls, return_tensors="pt", padding=True, padding_side="right",
+                      add_special_tokens=not tok.chat_template, return_offsets_mapping=True)
+            offsets = enc.pop("offset_mapping")
+            # Score only tokens that start inside the answer (after the prompt's characters).
+            mask = (offsets[:, :, 0] >= torch.tensor([len(p) for p in prompts])[:, None]) & enc["attention_mask"].bool()
+            enc = {k: v.to(entry.device) for k, v in enc.items()}
+            with entry.lock:
+                extra, ctx = _routing(entry, [entry.name_for(sides[r]) for r in chunk])
+                with ctx, torch.inference_mode():
+                    logits = entry.model(**enc, **extra).logits.float()
+            logp = torch.log_softmax(logits[:, :-1], dim=-1)
+            tgt = enc["input_ids"][:, 1:]
+            nll = -logp.gather(-1, tgt.unsqueeze(-1)).squeeze(-1).cpu()
+            m = mask[:, 1:]
+            for j, r in enumerate(chunk):
+                out[r] = (float(nll[j][m[j]].sum()), int(m[j].sum()))
+            done += len(chunk)
+            if progress:
+                progress(done, len(sides))
+    return out
+
+
+def list_compare_runs(root: str | Path) -> list[tuple[str, str]]:
+    """(label, run folder) of runs that have weights to compare, newest first."""
+    from studio.runs import list_runs
+
+    out = []
+    for r in list_runs(root):
+        if list_checkpoints(r["run_dir"]):
+            out.append((f"{r['name']} ({r['state']})", r["run_dir"]))
+    return out
+
+
+def wait_s(start: float) -> float:
+    return round(time.monotonic() - start, 2)
+
+
+def env_offline() -> None:
+    """Make sure nothing tries the network (the studio is offline by design)."""
+    for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+        os.environ.setdefault(k, "1")
