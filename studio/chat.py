@@ -1,38 +1,29 @@
-"""Chat with base and fine-tuned models: the model cache, batched generation and streaming.
+"""Chat with base and fine-tuned models: which weights answer, batched generation, streaming.
 
-Owns:
-- `Side` (which weights answer: a base model plus an optional LoRA adapter) and how a run folder
-  and one of its checkpoints become a Side;
-- `ModelCache`: models keyed by (base, adapter set), loaded lazily under a lock, least recently
-  used ones evicted past `max_models` or when free RAM/VRAM is short. Each entry has its own
-  lock: peft's per-row adapter routing installs module hooks for the whole `generate` call, so
-  two generations on one model must not overlap (concurrent users queue on it);
-- `generate_rows` / `stream_rows` / `score_rows`: many rows (conversations) in one batch where
-  rows share a base model. Base and fine-tuned rows run on ONE copy of the base weights through
-  peft's `adapter_names=["__base__", "default"]`; `disable_adapter()` is never used across
-  threads. Streaming forwards every exception of the generate thread to the consumer.
+Owns `Side` (a base model plus an optional LoRA adapter) and how a run folder or one of its
+checkpoints becomes a Side; `generate_rows` / `stream_rows`, which answer many rows
+(conversations) at once. Rows that share a base model run in ONE batch on ONE copy of the base
+weights through peft's `adapter_names=["__base__", "default"]`; `disable_adapter()` is never used
+across threads (only as a fallback for adapters peft cannot route per row, and then under the
+model's lock). Streaming forwards every exception of the generate thread to the consumer.
 
-It does not own the UI (studio.ui.compare_tab), metrics or prompt sets (studio.evaluate).
-Nothing heavy is imported at module import time.
+It does not own the model cache (studio.model_cache, re-exported here), the UI
+(studio.ui.compare_tab), metrics, perplexity or prompt sets (studio.evaluate). Nothing heavy is
+imported at module import time.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 import queue
 import threading
-import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from studio.errors import StudioError
-
-GIB = 1024**3
-BASE = "__base__"  # peft's name for "no adapter" in a mixed batch
+from studio.model_cache import BASE, Cancels, LoadedModel, ModelCache  # noqa: F401 (re-exported)
 
 
 # -- what answers: sides and runs -----------------------------------------------------------------
@@ -158,166 +149,8 @@ def trim_stop(text: str, stops: list[str]) -> str:
     return text[:cut] if cut >= 0 else text
 
 
-# -- the cache --------------------------------------------------------------------------------------
-@dataclass
-class LoadedModel:
-    key: tuple
-    model: Any
-    tokenizer: Any
-    names: dict[str, str]  # adapter folder -> peft adapter name
-    mixed: bool  # per-row adapter_names supported (plain LoRA, no DoRA / prompt tuning)
-    device: str
-    nbytes: int
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def name_for(self, side: Side) -> str:
-        return self.names[side.adapter] if side.adapter else BASE
-
-
-def _weights_bytes(folder: str) -> int:
-    p = Path(folder)
-    if not p.is_dir():
-        return 0
-    return sum(f.stat().st_size for f in p.glob("*") if f.suffix in (".safetensors", ".bin"))
-
-
-def _free_bytes(device: str) -> int | None:
-    """Free memory where the model goes: VRAM via torch, RAM via /proc/meminfo (Linux)."""
-    if device.startswith("cuda"):
-        import torch
-
-        return int(torch.cuda.mem_get_info()[0])
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-class ModelCache:
-    """Loaded models shared by every session (it lives in the app, never in a gr.State)."""
-
-    def __init__(self, max_models: int = 2, headroom_gib: float = 1.0, device: str | None = None):
-        self.max_models = max_models
-        self.headroom = int(headroom_gib * GIB)  # kept free for activations and the KV cache
-        self._device = device
-        self._lock = threading.Lock()
-        self._entries: OrderedDict[tuple, LoadedModel] = OrderedDict()
-
-    def device(self) -> str:
-        if self._device is None:
-            import torch
-
-            self._device = "cuda" if torch.cuda.is_available() else "cpu"
-        return self._device
-
-    def keys(self) -> list[tuple]:
-        with self._lock:
-            return list(self._entries)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-        self._release()
-
-    def get(self, base: str, adapters: tuple[str, ...] = ()) -> LoadedModel:
-        key = (base, tuple(sorted(set(adapters))))
-        with self._lock:  # loads queue here: one at a time, never the same model twice
-            if key in self._entries:
-                self._entries.move_to_end(key)
-                return self._entries[key]
-            self._make_room(_weights_bytes(base))
-            entry = self._load(key)
-            self._entries[key] = entry
-            return entry
-
-    def _make_room(self, need: int) -> None:
-        evicted = False
-        while self._entries and len(self._entries) >= self.max_models:
-            self._entries.popitem(last=False)
-            evicted = True
-        while self._entries:
-            free = _free_bytes(self.device())
-            if free is None or free >= need + self.headroom:
-                break
-            self._entries.popitem(last=False)  # a model still generating keeps its own reference
-            evicted = True
-        if evicted:
-            self._release()
-
-    def _release(self) -> None:
-        gc.collect()
-        if self._device and self._device.startswith("cuda"):
-            import torch
-
-            torch.cuda.empty_cache()
-
-    def _load(self, key: tuple) -> LoadedModel:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        base, adapters = key
-        device = self.device()
-        dtype = torch.float32
-        if device.startswith("cuda"):
-            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        tok_src = next((a for a in adapters if (Path(a) / "tokenizer_config.json").is_file()), base)
-        try:
-            tok = AutoTokenizer.from_pretrained(tok_src)
-            model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype).to(device)
-        except (OSError, ValueError) as e:
-            raise StudioError(f"Could not load the model '{base}': {e}. It must be a local folder or "
-                              "already in the Hugging Face cache (the studio never downloads).") from None
-        tok.padding_side = "left"  # generation continues at the right edge of every row
-        if tok.pad_token is None:
-            tok.pad_token = tok.eos_token
-        names: dict[str, str] = {}
-        mixed = True
-        if adapters:
-            from peft import PeftModel
-
-            try:
-                for i, path in enumerate(adapters):
-                    name = "default" if i == 0 else f"a{i}"
-                    if i == 0:
-                        model = PeftModel.from_pretrained(model, path, adapter_name=name)
-                    else:
-                        model.load_adapter(path, adapter_name=name)
-                    names[path] = name
-            except (OSError, ValueError, KeyError, RuntimeError) as e:
-                raise StudioError(f"Could not load the adapter {path} onto {base}: {e}. "
-                                  "Was it trained from this base model?") from None
-            for cfg in model.peft_config.values():
-                if str(getattr(cfg, "peft_type", "")) not in ("LORA", "PeftType.LORA") or getattr(cfg, "use_dora", False):
-                    mixed = False  # peft routes rows per adapter only for plain LoRA
-        model.eval()
-        return LoadedModel(key, model, tok, names, mixed, device, _weights_bytes(base))
-
-
-class Cancels:
-    """Stop flags per browser session: the Stop button sets one, the running generation sees it."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._events: dict[str, threading.Event] = {}
-
-    def fresh(self, key: str) -> threading.Event:
-        with self._lock:
-            self._events[key] = threading.Event()
-            return self._events[key]
-
-    def cancel(self, key: str) -> None:
-        with self._lock:
-            ev = self._events.get(key)
-        if ev:
-            ev.set()
-
-
 # -- batched generation ----------------------------------------------------------------------------
-def _groups(cache: ModelCache, sides: list[Side]) -> list[tuple[LoadedModel, list[int]]]:
+def groups(cache: ModelCache, sides: list[Side]) -> list[tuple[LoadedModel, list[int]]]:
     """Rows grouped by base model; each group is served by one cache entry with all its adapters."""
     by_base: dict[str, list[int]] = {}
     for i, s in enumerate(sides):
@@ -329,7 +162,7 @@ def _groups(cache: ModelCache, sides: list[Side]) -> list[tuple[LoadedModel, lis
     return out
 
 
-def _chunks(entry: LoadedModel, sides: list[Side], rows: list[int], size: int) -> list[list[int]]:
+def chunks(entry: LoadedModel, sides: list[Side], rows: list[int], size: int) -> list[list[int]]:
     """Sub-batches: any mix of adapters where peft supports it, else one adapter per batch."""
     if entry.mixed:
         return [rows[i:i + size] for i in range(0, len(rows), size)]
@@ -340,7 +173,7 @@ def _chunks(entry: LoadedModel, sides: list[Side], rows: list[int], size: int) -
     return out
 
 
-def _routing(entry: LoadedModel, names: list[str]):
+def routing(entry: LoadedModel, names: list[str]):
     """(extra forward kwargs, context) that make each row use its adapter; call under entry.lock."""
     if not entry.names:
         return {}, contextlib.nullcontext()
@@ -352,7 +185,7 @@ def _routing(entry: LoadedModel, names: list[str]):
     return {}, contextlib.nullcontext()
 
 
-def _prompt_text(tok, conv: list[dict], add_generation_prompt: bool = True) -> str:
+def prompt_text(tok, conv: list[dict], add_generation_prompt: bool = True) -> str:
     if getattr(tok, "chat_template", None):
         try:
             return tok.apply_chat_template(conv, add_generation_prompt=add_generation_prompt, tokenize=False)
@@ -366,7 +199,7 @@ def _prompt_text(tok, conv: list[dict], add_generation_prompt: bool = True) -> s
 
 def _encode(entry: LoadedModel, convs: list[list[dict]], max_new: int):
     tok = entry.tokenizer
-    texts = [_prompt_text(tok, c) for c in convs]
+    texts = [prompt_text(tok, c) for c in convs]
     enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=not tok.chat_template)
     limit = getattr(getattr(entry.model, "config", None), "max_position_embeddings", None)
     if limit and enc["input_ids"].shape[1] + max_new > limit:
@@ -437,29 +270,29 @@ def _make_streamer(tok, rows: list[int], eos: set[int], q: queue.Queue):
     return RowStreamer()
 
 
-def _decode_new(entry: LoadedModel, out, prompt_len: int, eos: set[int]) -> list[str]:
-    texts = []
+def _new_ids(out, prompt_len: int, eos: set[int]) -> list[list[int]]:
+    """The generated ids of each row, up to (not including) its first end-of-sequence token."""
+    rows = []
     for row in out[:, prompt_len:].tolist():
-        cut = next((j for j, t in enumerate(row) if t in eos), len(row))
-        texts.append(entry.tokenizer.decode(row[:cut], skip_special_tokens=True))
-    return texts
+        rows.append(row[:next((j for j, t in enumerate(row) if t in eos), len(row))])
+    return rows
 
 
 def _execute(cache: ModelCache, sides: list[Side], convs: list[list[dict]], s: GenSettings,
              q: queue.Queue | None = None, cancel: threading.Event | None = None,
-             batch_rows: int = 16, progress: Callable[[int, int], None] | None = None) -> list[str]:
-    """Generate every row; returns raw texts (stop strings not yet cut). Streams to `q` if given."""
+             batch_rows: int = 16, progress: Callable[[int, int], None] | None = None) -> list[tuple[list[int], str]]:
+    """Generate every row: (new token ids, text) per row. Streams text to `q` as it comes if given."""
     import torch
 
     s.check()
     if len(sides) != len(convs):
         raise StudioError("Internal: one conversation per side is needed.")
-    texts = [""] * len(sides)
+    res: list[tuple[list[int], str]] = [([], "") for _ in sides]
     done = 0
-    for entry, rows in _groups(cache, sides):
-        for chunk in _chunks(entry, sides, rows, batch_rows):
+    for entry, rows in groups(cache, sides):
+        for chunk in chunks(entry, sides, rows, batch_rows):
             if cancel is not None and cancel.is_set():
-                return texts
+                return res
             enc = _encode(entry, [convs[r] for r in chunk], s.max_new_tokens)
             eos = _eos_ids(entry)
             kw: dict[str, Any] = dict(max_new_tokens=int(s.max_new_tokens), pad_token_id=entry.tokenizer.pad_token_id,
@@ -474,28 +307,36 @@ def _execute(cache: ModelCache, sides: list[Side], convs: list[list[dict]], s: G
                 kw["streamer"] = _make_streamer(entry.tokenizer, chunk, eos, q)
             if not entry.lock.acquire(blocking=False):
                 if q is not None:
-                    q.put(("note", "Waiting for the model: another generation is running (you are queued)."))
+                    q.put(("note", None, "Waiting for the model: another generation is running (you are queued)."))
                 entry.lock.acquire()
+                if q is not None:
+                    q.put(("note", None, ""))  # our turn: the streaming text speaks for itself
             try:
-                extra, ctx = _routing(entry, [entry.name_for(sides[r]) for r in chunk])
+                extra, ctx = routing(entry, [entry.name_for(sides[r]) for r in chunk])
                 torch.manual_seed(int(s.seed))  # same seed for both sides, under the lock
                 with ctx, torch.inference_mode():
                     out = entry.model.generate(**enc, **extra, **kw)
             finally:
                 entry.lock.release()
-            for r, t in zip(chunk, _decode_new(entry, out, enc["input_ids"].shape[1], eos)):
-                texts[r] = t
+            for r, row in zip(chunk, _new_ids(out, enc["input_ids"].shape[1], eos)):
+                res[r] = (row, entry.tokenizer.decode(row, skip_special_tokens=True))
             done += len(chunk)
             if progress:
                 progress(done, len(sides))
-    return texts
+    return res
+
+
+def generate_ids(cache: ModelCache, sides: list[Side], convs: list[list[dict]], settings: GenSettings,
+                 batch_rows: int = 16) -> list[list[int]]:
+    """The generated token ids per row (for exact comparisons in tests and benchmarks)."""
+    return [ids for ids, _ in _execute(cache, sides, convs, settings, batch_rows=batch_rows)]
 
 
 def generate_rows(cache: ModelCache, sides: list[Side], convs: list[list[dict]], settings: GenSettings,
                   batch_rows: int = 16, progress: Callable[[int, int], None] | None = None) -> list[str]:
     """One answer per (side, conversation) row, without streaming."""
-    return [trim_stop(t, settings.stop) for t in
-            _execute(cache, sides, convs, settings, batch_rows=batch_rows, progress=progress)]
+    out = _execute(cache, sides, convs, settings, batch_rows=batch_rows, progress=progress)
+    return [trim_stop(text, settings.stop) for _, text in out]
 
 
 def _explain(e: BaseException) -> str:
@@ -558,44 +399,6 @@ def stream_rows(cache: ModelCache, sides: list[Side], convs: list[list[dict]], s
         stop.set()
 
 
-# -- scoring (perplexity) ----------------------------------------------------------------------------
-def score_rows(cache: ModelCache, sides: list[Side], convs: list[list[dict]], references: list[str],
-               batch_rows: int = 8, progress: Callable[[int, int], None] | None = None) -> list[tuple[float, int]]:
-    """(summed negative log-likelihood in nats, token count) of each reference answer given its prompt."""
-    import torch
-
-    out: list[tuple[float, int]] = [(0.0, 0)] * len(sides)
-    done = 0
-    for entry, rows in _groups(cache, sides):
-        tok = entry.tokenizer
-        for chunk in _chunks(entry, sides, rows, batch_rows):
-            prompts = [_prompt_text(tok, convs[r]) for r in chunk]
-            fulls = []
-            for r, p in zip(chunk, prompts):
-                full = _prompt_text(tok, convs[r] + [{"role": "assistant", "content": references[r]}], False)
-                fulls.append(full if full.startswith(p) else p + references[r] + (tok.eos_token or ""))
-            enc = tok(fulls, return_tensors="pt", padding=True, padding_side="right",
-                      add_special_tokens=not tok.chat_template, return_offsets_mapping=True)
-            offsets = enc.pop("offset_mapping")
-            # Score only tokens that start inside the answer (after the prompt's characters).
-            mask = (offsets[:, :, 0] >= torch.tensor([len(p) for p in prompts])[:, None]) & enc["attention_mask"].bool()
-            enc = {k: v.to(entry.device) for k, v in enc.items()}
-            with entry.lock:
-                extra, ctx = _routing(entry, [entry.name_for(sides[r]) for r in chunk])
-                with ctx, torch.inference_mode():
-                    logits = entry.model(**enc, **extra).logits.float()
-            logp = torch.log_softmax(logits[:, :-1], dim=-1)
-            tgt = enc["input_ids"][:, 1:]
-            nll = -logp.gather(-1, tgt.unsqueeze(-1)).squeeze(-1).cpu()
-            m = mask[:, 1:]
-            for j, r in enumerate(chunk):
-                out[r] = (float(nll[j][m[j]].sum()), int(m[j].sum()))
-            done += len(chunk)
-            if progress:
-                progress(done, len(sides))
-    return out
-
-
 def list_compare_runs(root: str | Path) -> list[tuple[str, str]]:
     """(label, run folder) of runs that have weights to compare, newest first."""
     from studio.runs import list_runs
@@ -605,10 +408,6 @@ def list_compare_runs(root: str | Path) -> list[tuple[str, str]]:
         if list_checkpoints(r["run_dir"]):
             out.append((f"{r['name']} ({r['state']})", r["run_dir"]))
     return out
-
-
-def wait_s(start: float) -> float:
-    return round(time.monotonic() - start, 2)
 
 
 def env_offline() -> None:

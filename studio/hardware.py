@@ -63,6 +63,21 @@ def _safe(fn, *args, default=None):
         return default
 
 
+def _memory(nv, handle) -> tuple[float, float, float]:
+    """(total, used, free) bytes as nvidia-smi shows them.
+
+    NVML's v2 query separates the memory the driver reserves for itself (~0.5 GiB on an H100,
+    present even with no process) from "used"; nvidia-smi prints that v2 "used". Older drivers
+    only have v1, whose "used" includes the reserve.
+    """
+    try:
+        m = nv.nvmlDeviceGetMemoryInfo(handle, version=nv.nvmlMemory_v2)
+        return float(m.total), float(m.used), float(m.free)
+    except Exception:
+        m = nv.nvmlDeviceGetMemoryInfo(handle)
+        return float(m.total), float(m.used), float(m.free)
+
+
 def _process_name(pid: int) -> str:
     try:
         import psutil
@@ -86,7 +101,7 @@ def gpus() -> list[GpuInfo]:
     try:
         for i in range(nv.nvmlDeviceGetCount()):
             h = nv.nvmlDeviceGetHandleByIndex(i)
-            mem = nv.nvmlDeviceGetMemoryInfo(h)
+            total, used, free = _memory(nv, h)
             util = _safe(nv.nvmlDeviceGetUtilizationRates, h)
             temp = _safe(nv.nvmlDeviceGetTemperature, h, nv.NVML_TEMPERATURE_GPU)
             power_mw = _safe(nv.nvmlDeviceGetPowerUsage, h)
@@ -98,7 +113,7 @@ def gpus() -> list[GpuInfo]:
                                         used_gib=None if used is None else used / GIB))
             out.append(GpuInfo(
                 index=i, name=_text(nv.nvmlDeviceGetName(h)),
-                total_gib=mem.total / GIB, used_gib=mem.used / GIB, free_gib=mem.free / GIB,
+                total_gib=total / GIB, used_gib=used / GIB, free_gib=free / GIB,
                 util_pct=None if util is None else float(util.gpu),
                 temperature_c=None if temp is None else float(temp),
                 power_w=None if power_mw is None else power_mw / 1000.0,
@@ -183,7 +198,7 @@ def device_used_gib(index: int = 0) -> float | None:
     except Exception:
         return None
     try:
-        return nv.nvmlDeviceGetMemoryInfo(nv.nvmlDeviceGetHandleByIndex(index)).used / GIB
+        return _memory(nv, nv.nvmlDeviceGetHandleByIndex(index))[1] / GIB
     except Exception:
         return None
     finally:
@@ -191,7 +206,7 @@ def device_used_gib(index: int = 0) -> float | None:
 
 
 class PeakSampler:
-    """Samples a GPU's NVML used memory every `interval_s` on a daemon thread and keeps the peak.
+    """Samples a GPU's used memory (as nvidia-smi shows it) every `interval_s` and keeps the peak.
 
         sampler = PeakSampler(device_index=0).start()
         ...train...
@@ -218,7 +233,7 @@ class PeakSampler:
         try:
             nv = _nvml()
             handle = nv.nvmlDeviceGetHandleByIndex(self.device_index)
-            self.baseline_gib = nv.nvmlDeviceGetMemoryInfo(handle).used / GIB
+            self.baseline_gib = _memory(nv, handle)[1] / GIB
         except Exception:
             return self  # no NVML: stop() returns None
         self._observe(self.baseline_gib)
@@ -238,7 +253,7 @@ class PeakSampler:
         try:
             while not self._stop.is_set():
                 try:
-                    self._observe(nv.nvmlDeviceGetMemoryInfo(handle).used / GIB)
+                    self._observe(_memory(nv, handle)[1] / GIB)
                 except Exception:
                     pass  # a transient read error must not end the sampling
                 self._stop.wait(self.interval_s)

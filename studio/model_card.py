@@ -231,12 +231,16 @@ _USAGE = {
 
 
 def model_card(info: RunInfo, fmt: str, dtype: str = "", files: list[tuple[str, int]] | None = None,
-               verification: str = "", gguf_file: str = "") -> str:
+               verification: str = "", gguf_file: str = "", weights: str = "final") -> str:
     """The README.md for an export folder: front matter for the Hub, then the story of the run."""
     library = {"adapter": "peft", "gguf": "gguf", "ollama": "gguf"}.get(fmt, "transformers")
     c = info.config
     tags = ["fine-tune-studio", c.stage, c.adapter] + (["gguf"] if library == "gguf" else [])
-    lines = ["---", f"base_model: {json.dumps(info.base_model)}", f"library_name: {library}",
+    # The Hub rejects a base_model that is not a hub id, so a local folder stays in the text only.
+    hub_id = "/" in info.base_model and not Path(info.base_model).expanduser().exists() \
+        and not info.base_model.startswith((".", "/", "~"))
+    lines = ["---"] + ([f"base_model: {json.dumps(info.base_model)}"] if hub_id else []) + [
+             f"library_name: {library}",
              "pipeline_tag: text-generation", "tags:"] + [f"- {t}" for t in tags] + ["---", "",
              f"# {info.name}", "",
              f"A fine-tune of **{info.base_model}** made with Fine-Tune Studio ({info.method}).", "",
@@ -244,7 +248,8 @@ def model_card(info: RunInfo, fmt: str, dtype: str = "", files: list[tuple[str, 
     st = info.status
     details = [("Base model", f"`{info.base_model}`"), ("Method", info.method),
                ("Export format", fmt + (f" ({dtype})" if dtype else "")),
-               ("Run", f"`{info.run_dir.name}` ({st.get('state', 'unknown')})")]
+               ("Run", f"`{info.run_dir.name}` ({st.get('state', 'unknown')})"),
+               ("Weights", "final" if weights == "final" else f"checkpoint `{weights}`")]
     if st.get("started"):
         details.append(("Trained", f"{st.get('started')} to {st.get('ended', '?')}"))
     if isinstance(st.get("peak_gpu_gib"), (int, float)):

@@ -109,6 +109,20 @@ def _alive(pid: int | None) -> bool:
         return True
 
 
+def _group_alive(pgid: int) -> bool:
+    """True while any non-zombie process of group `pgid` exists."""
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
 def status(run_dir: str | Path) -> dict[str, Any]:
     """status.json, corrected: a queued/running run whose worker is gone is marked failed."""
     run_dir = Path(run_dir)
@@ -199,16 +213,16 @@ def stop(run_dir: str | Path, grace_s: float = 15.0) -> dict[str, Any]:
     deadline = time.time() + grace_s
     while time.time() < deadline and _alive(pid):
         time.sleep(0.2)
+    # Whatever is left of the group (children, a hung exit) gets SIGTERM, then SIGKILL.
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(st.get("pgid") or pid, sig)
         except (ProcessLookupError, PermissionError):
             break
         t = time.time()
-        while time.time() - t < 5 and _alive(pid):
+        while time.time() - t < 3 and _group_alive(st.get("pgid") or pid):
             time.sleep(0.1)
-        if not _alive(pid):
-            break
+    _alive(pid)  # reap our own child
     st = read_status(run_dir)
     if st.get("state") in ACTIVE:
         st = update_status(run_dir, state="stopped", ended=_now(), log_tail=log_tail(run_dir))

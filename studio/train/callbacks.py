@@ -15,8 +15,10 @@ from transformers import TrainerCallback
 
 from studio.runs import STOP_FILE, update_status
 
-# Keys of the trainer's final summary log: not a training step, so not a metrics row.
-_SUMMARY_KEYS = {"train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos"}
+# The trainer's final summary log carries train_loss (the run's mean): not a step, not a row.
+# (transformers 5 adds train_runtime to every log, so that key cannot mark the summary.)
+_SUMMARY_KEYS = {"train_loss", "total_flos"}
+_SKIP = {"epoch", "num_input_tokens_seen", "train_runtime", "train_tokens_per_second"}
 
 
 class StudioCallback(TrainerCallback):
@@ -56,7 +58,7 @@ class StudioCallback(TrainerCallback):
         if "loss" in logs:
             self._last = (now, tokens)
         for k, v in logs.items():
-            if isinstance(v, (int, float)) and k not in ("epoch", "num_input_tokens_seen"):
+            if isinstance(v, (int, float)) and k not in _SKIP:
                 row[k] = v
         mem = _gpu_mem_gib()
         if mem is not None:

@@ -15,10 +15,14 @@ from studio.errors import StudioError
 from studio.train import build
 
 
-def make_trainer(cfg: RunConfig, model_path: str, run_dir: Path, info: dict[str, Any], callbacks: list):
-    """The trainer for `cfg.stage`, with its datasets loaded and the adapter applied."""
+def make_trainer(cfg: RunConfig, model_path: str, run_dir: Path, info: dict[str, Any], callbacks: list,
+                 data=None):
+    """The trainer for `cfg.stage`, with its datasets loaded and the adapter applied.
+
+    `data` = (train, eval) datasets skips loading from cfg.data.path (benchmarks pass token ids).
+    """
     tok = build.load_tokenizer(model_path, cfg)
-    train_ds, eval_ds = build.load_data(cfg, run_dir)
+    train_ds, eval_ds = data if data is not None else build.load_data(cfg, run_dir)
     common = build.trainer_kwargs(cfg, run_dir, info, eval_ds is not None)
     extra_callbacks = list(callbacks)
     if cfg.training.early_stopping_patience > 0 and eval_ds is not None:
@@ -45,8 +49,9 @@ def _sft(cfg, model_path, tok, train_ds, eval_ds, common, info, callbacks):
     from trl import SFTConfig, SFTTrainer
 
     d = cfg.data
-    is_text = cfg.stage == "pretrain" or "text" in train_ds.column_names
-    is_chat = "messages" in train_ds.column_names
+    cols = train_ds.column_names
+    is_text = cfg.stage == "pretrain" or "text" in cols or "input_ids" in cols
+    is_chat = "messages" in cols
     args = SFTConfig(
         **common, max_length=d.max_length, packing=d.packing, padding_free=d.padding_free,
         # Chat rows: train on assistant turns only when asked; prompt/completion rows: TRL's

@@ -42,6 +42,8 @@ def build_app(demo_only: bool = False, extra_roots: list[str] | None = None) -> 
         shared.config_yaml = gr.State("")
         shared.dataset_path = gr.State("")
         shared.run_dir = gr.State("")
+        # {rows, format, tokens: {p50, p95, max}} of the dataset loaded in the Data tab (Wizard reads it)
+        shared.extra["dataset_stats"] = gr.State({})
         shared.extra["demo"] = demo
         shared.extra["failed_tabs"] = []
         with gr.Tabs():

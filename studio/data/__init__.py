@@ -1,0 +1,81 @@
+"""The data layer: load, detect, validate, inspect, clean, split and mix fine-tuning datasets.
+
+Owns the entry point the Train worker calls, `prepare_for_training`, and re-exports the pure
+functions other parts use. Modules (all import heavy libraries inside functions only):
+  load.py        load_rows: files, saved folders, hub ids -> Arrow-backed datasets.Dataset
+  formats.py     detect_format, to_trainer_format, per-row conversion
+  validate.py    per-row validation with row numbers and fixes
+  inspection.py  stats, token-length histogram data, trained/masked token rendering
+  dedup.py       exact / MinHash-LSH near / semantic duplicate detection
+  filters.py     empty, length, keyword, refusal, language and PII filters
+  clean.py       the cleaning run: clean.jsonl + removed.jsonl + report.json, and undo
+  split.py       seeded train/validation/test split without leakage, weighted mixing
+  cli.py         `python -m studio data inspect|validate|clean|split|mix|undo`
+Nothing here imports gradio; the tab is studio/ui/data_tab.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from studio.data.formats import FORMATS, TARGETS, FormatGuess, detect_format, to_trainer_format
+from studio.data.load import load_rows
+
+__all__ = ["FORMATS", "TARGETS", "FormatGuess", "detect_format", "load_rows",
+           "prepare_for_training", "to_trainer_format"]
+
+
+def prepare_for_training(path, fmt: str = "auto", target: str = "messages",
+                         column_map: dict | None = None, *, conversational: bool = True,
+                         tokenizer=None, limit: int | None = None):
+    """Load `path`, detect (or take) its format, validate every row, convert to `target`.
+
+    target: "messages" | "prompt_completion" | "preference" | "text" (see formats.py).
+    tokenizer: a tokenizer object or a folder; when given, rows are also rendered with its chat
+    template so template errors surface here, not in the middle of training.
+    Returns a datasets.Dataset with only the target columns. Raises StudioError naming the file,
+    the rows and the fix when the data can't be trained on.
+    """
+    from studio.data.validate import validate_dataset
+    from studio.errors import StudioError
+
+    if target not in TARGETS:
+        raise StudioError(f"unknown training data target '{target}'. Fix: use one of "
+                          f"{', '.join(TARGETS)}.")
+    label = str(path) if isinstance(path, (str, Path)) else "the dataset"
+    ds = load_rows(path, limit=limit)
+    if fmt in (None, "auto"):
+        guess = detect_format(ds)
+        if column_map:
+            guess.column_map.update(column_map)
+            guess.confidence = max(guess.confidence, 0.8)
+        if guess.confidence < 0.5:
+            notes = "; ".join(guess.notes)
+            raise StudioError(
+                f"{label}: can't tell the dataset format (columns: {', '.join(ds.column_names)}"
+                f"{'; ' + notes if notes else ''}). Fix: pick the format and map the columns in "
+                f"the Data tab, or pass fmt= one of {', '.join(FORMATS)} and column_map=.")
+    elif fmt in FORMATS:
+        guess = FormatGuess(fmt, 1.0, dict(column_map or {}))
+    else:
+        raise StudioError(f"unknown dataset format '{fmt}'. Fix: use auto or one of "
+                          f"{', '.join(FORMATS)}.")
+    if isinstance(tokenizer, (str, Path)):
+        from studio.data.inspection import load_tokenizer
+
+        tokenizer = load_tokenizer(tokenizer)
+    issues = validate_dataset(ds, guess, tokenizer=tokenizer, max_issues=200)
+    if issues:
+        shown = "\n".join(f"  {i}" for i in issues[:5])
+        more = f"\n  ... and {len(issues) - 5} more" if len(issues) > 5 else ""
+        many = "at least " if len(issues) >= 200 else ""
+        raise StudioError(
+            f"{label}: {many}{len(issues)} problem(s) in the {guess.name} data:\n{shown}{more}\n"
+            f"Fix: correct those rows, or drop them with `python -m studio data clean {label} "
+            "--out DIR` and train on DIR/clean.jsonl.",
+            problems=[str(i) for i in issues])
+    try:
+        return to_trainer_format(ds, guess, target, conversational=conversational,
+                                 tokenizer=tokenizer)
+    except StudioError as e:
+        raise StudioError(f"{label}: {e}") from None
