@@ -163,13 +163,14 @@ def score_rows(cache: chat.ModelCache, sides: list[chat.Side], convs: list[list[
             with entry.lock:
                 extra, ctx = chat.routing(entry, [entry.name_for(sides[r]) for r in chunk])
                 with ctx, torch.inference_mode():
-                    logits = entry.model(**enc, **extra).logits.float()
-            logp = torch.log_softmax(logits[:, :-1], dim=-1)
-            tgt = enc["input_ids"][:, 1:]
-            nll = -logp.gather(-1, tgt.unsqueeze(-1)).squeeze(-1).cpu()
-            m = mask[:, 1:]
+                    logits = entry.model(**enc, **extra).logits
             for j, r in enumerate(chunk):
-                out[r] = (float(nll[j][m[j]].sum()), int(m[j].sum()))
+                # Logits at position i predict token i+1; take only the answer's positions, so a big
+                # vocabulary costs [answer tokens, vocab] floats instead of [rows, sequence, vocab].
+                pos = mask[j, 1:].nonzero().squeeze(-1).to(logits.device)
+                nll = torch.nn.functional.cross_entropy(logits[j, pos].float(), enc["input_ids"][j, pos + 1],
+                                                        reduction="sum")
+                out[r] = (float(nll), int(pos.numel()))
             done += len(chunk)
             if progress:
                 progress(done, len(sides))
@@ -197,7 +198,7 @@ def evaluate_run(run_dir: str | Path, split: str = "validation", limit: int = 0,
     texts = chat.generate_rows(cache, sides, convs, settings, batch_rows=16,
                                progress=lambda d, t: report_progress(0.8 * d / t, f"Generating answers {d // 2}/{t // 2}"))
     nll = score_rows(cache, sides, convs, [e.reference for e in examples for _ in (0, 1)], batch_rows=8,
-                          progress=lambda d, t: report_progress(0.8 + 0.2 * d / t, "Scoring reference answers"))
+                     progress=lambda d, t: report_progress(0.8 + 0.2 * d / t, "Scoring reference answers"))
     refs = [e.reference for e in examples]
     out: dict[str, Any] = {}
     for i, name in enumerate(("base", "tuned")):

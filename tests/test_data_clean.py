@@ -107,16 +107,21 @@ def test_minhash_signatures_equal_datasketch():
     from studio.data.dedup import MinHasher, normalize, word_lists
 
     texts = ["The quick brown fox jumps over the lazy dog", "Ünïcödé wörds, and  punctuation!",
-             "", "one", "a b c a b c"]
+             "", "one", "a b c a b c a", "the cat and the hat and the bat"]
     words = word_lists(normalize(pa.array(texts)))
-    sigs = MinHasher(num_perm=64).signatures(words)
-    for i, ws in enumerate(words.to_pylist()):
-        ref = MinHash(num_perm=64)
-        ref.update_batch([w.encode("utf-8") for w in set(ws)])
-        if ws:
-            assert (sigs[i] == ref.hashvalues).all()
-        else:
-            assert (sigs[i] == np.uint32(0xFFFFFFFF)).all()
+    for multiset in (False, True):
+        sigs = MinHasher(num_perm=64, multiset=multiset).signatures(words)
+        for i, ws in enumerate(words.to_pylist()):
+            tokens, seen = set(), {}
+            for w in ws:  # multiset: the k-th repeat of a word is the token "word\0k"
+                k = seen[w] = seen.get(w, -1) + 1
+                tokens.add(w.encode() + (b"\x00%d" % k if k and multiset else b""))
+            ref = MinHash(num_perm=64)
+            ref.update_batch(sorted(tokens))
+            if ws:
+                assert (sigs[i] == ref.hashvalues).all(), (multiset, ws)
+            else:
+                assert (sigs[i] == np.uint32(0xFFFFFFFF)).all()
 
 
 def test_lsh_candidates_cover_datasketch_results():

@@ -184,3 +184,9 @@ def test_votes_are_appended_with_the_run(run_dir):
     with pytest.raises(StudioError, match="must be A, B or tie"):
         evaluate.record_vote(run_dir, "C", shown, ["a", "b"], "Hi")
     assert sorted(evaluate.blind_order()) == [0, 1]
+
+
+def test_lm_eval_hook_explains_when_not_installed(run_dir, monkeypatch):
+    monkeypatch.setattr(evaluate, "lm_eval_available", lambda: False)
+    with pytest.raises(StudioError, match="lm-eval is not installed: pip install lm-eval"):
+        evaluate.run_lm_eval(run_dir, ["hellaswag"])

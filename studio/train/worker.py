@@ -169,7 +169,8 @@ def _record_params(run_dir: Path, trainer) -> None:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     print(f"Parameters: {trainable:,} trainable of {total:,} ({100 * trainable / max(total, 1):.3f}%)",
           flush=True)
-    update_status(run_dir, trainable_params=trainable, total_params=total)
+    quant = "nf4" if any(type(m).__name__ == "Linear4bit" for m in model.modules()) else None
+    update_status(run_dir, trainable_params=trainable, total_params=total, quantization=quant)
 
 
 def _estimate(cfg: RunConfig) -> float | None:
