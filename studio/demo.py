@@ -27,9 +27,9 @@ BUILD_VERSION = 1  # bump when the recipe changes: ensure_demo rebuilds older fo
 VOCAB_SIZE = 2048  # small corpus: ~2k tokens already covers nearly every word whole
 # ~1.4M parameters: 4 layers x 128 wide; big enough to speak in words, small enough to pre-train in ~25 s
 # on 2 CPU cores and LoRA-tune in ~2 minutes.
-MODEL_SHAPE = dict(hidden_size=128, intermediate_size=384, num_hidden_layers=4, num_attention_heads=4,
-                   num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=False)
-PRETRAIN = dict(steps=220, batch=16, seq=128, lr=3e-3, warmup=15)
+MODEL_SHAPE = dict(hidden_size=96, intermediate_size=256, num_hidden_layers=4, num_attention_heads=3,
+                   num_key_value_heads=1, max_position_embeddings=512, tie_word_embeddings=False)
+PRETRAIN = dict(steps=400, batch=8, seq=128, lr=6e-3, warmup=15, answer_only=True)
 QUICK_STEPS = 6  # quick=True (tests): a model that loads and generates, not one that speaks well
 MODEL_FILES = ("config.json", "model.safetensors", "tokenizer.json", "chat_template.jinja", "studio_demo.json")
 DATA_FILES = ("alpaca.jsonl", "sharegpt.jsonl", "messages.jsonl", "messages_eval.jsonl",
@@ -326,21 +326,42 @@ def train_tokenizer(texts: list[str], vocab_size: int = VOCAB_SIZE):
     return fast
 
 
-def _token_blocks(tok, docs: list[str], chats: list[list[dict]], seq: int, seed: int):
-    """Documents and rendered chats, shuffled, joined with <|endoftext|> and cut into [n, seq] blocks."""
+def _token_blocks(tok, docs: list[str], chats: list[list[dict]], seq: int, seed: int, answer_only: bool):
+    """Documents and rendered chats, shuffled, joined with <|endoftext|>, cut into [n, seq] blocks.
+
+    Returns (input_ids, labels, corpus tokens). With `answer_only`, chat tokens outside assistant turns
+    get label -100: the questions are random by design, so predicting them only costs capacity.
+    """
     import torch
 
-    texts = docs + [tok.apply_chat_template(c, tokenize=False) for c in chats]
-    random.Random(seed).shuffle(texts)
     eot = tok.convert_tokens_to_ids("<|endoftext|>")
+    end = tok.convert_tokens_to_ids("<|im_end|>")
+    header = tok("<|im_start|>assistant\n", add_special_tokens=False)["input_ids"]
+    texts = [(d, False) for d in docs] + [(tok.apply_chat_template(c, tokenize=False), True) for c in chats]
+    random.Random(seed).shuffle(texts)
+    ids_list = tok([t for t, _ in texts], add_special_tokens=False)["input_ids"]
     stream: list[int] = []
-    for ids in tok(texts, add_special_tokens=False)["input_ids"]:
+    labels: list[int] = []
+    for ids, is_chat in zip(ids_list, texts):
+        lab = list(ids)
+        if is_chat[1] and answer_only:
+            lab, inside, i = [-100] * len(ids), False, 0
+            while i < len(ids):
+                if not inside and ids[i:i + len(header)] == header:
+                    inside, i = True, i + len(header)
+                    continue
+                if inside:
+                    lab[i] = ids[i]
+                    inside = ids[i] != end
+                i += 1
         stream += ids + [eot]
+        labels += lab + [eot]
     n = len(stream) // seq
-    return torch.tensor(stream[: n * seq]).view(n, seq), len(stream)
+    as_blocks = lambda xs: torch.tensor(xs[: n * seq]).view(n, seq)  # noqa: E731
+    return as_blocks(stream), as_blocks(labels), len(stream)
 
 
-def pretrain(model, blocks, steps: int, batch: int, lr: float, warmup: int, seed: int, log=print) -> list[float]:
+def pretrain(model, blocks, labels, steps: int, batch: int, lr: float, warmup: int, seed: int, log=print) -> list[float]:
     """Plain next-token pre-training: AdamW, linear warmup then cosine to lr/10, seeded batch order."""
     import math
 
@@ -353,13 +374,13 @@ def pretrain(model, blocks, steps: int, batch: int, lr: float, warmup: int, seed
     for step in range(steps):
         if pos + batch > len(order):
             order, pos = torch.randperm(len(blocks), generator=gen), 0
-        x = blocks[order[pos:pos + batch]]
+        idx = order[pos:pos + batch]
         pos += batch
         frac = step / max(1, steps - 1)
         scale = (step + 1) / warmup if step < warmup else 0.1 + 0.45 * (1 + math.cos(math.pi * frac))
         for group in opt.param_groups:
             group["lr"] = lr * min(1.0, scale)
-        loss = model(input_ids=x, labels=x).loss
+        loss = model(input_ids=blocks[idx], labels=labels[idx]).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -395,16 +416,17 @@ def _build_model(corpus_dir: Path, model_dir: Path, seed: int, quick: bool, log=
 
     t0 = time.time()
     docs, chats = _corpus_texts(corpus_dir)
-    contents = [m["content"] for c in chats for m in c] + ["system\nuser\nassistant\n"]
+    # role names appear as whole words in every rendered chat: give them their own tokens
+    contents = [m[k] for c in chats for m in c for k in ("role", "content")]
     tok = train_tokenizer(docs + contents)
-    blocks, n_tokens = _token_blocks(tok, docs, chats, PRETRAIN["seq"], seed)
+    blocks, labels, n_tokens = _token_blocks(tok, docs, chats, PRETRAIN["seq"], seed, PRETRAIN["answer_only"])
     log(f"  tokenizer: {len(tok)} tokens; corpus: {n_tokens} tokens ({time.time() - t0:.1f} s)")
     cfg = LlamaConfig(vocab_size=len(tok), bos_token_id=None, eos_token_id=tok.eos_token_id,
                       pad_token_id=tok.pad_token_id, **MODEL_SHAPE)
     torch.manual_seed(seed)
     model = LlamaForCausalLM(cfg)
     steps = QUICK_STEPS if quick else PRETRAIN["steps"]
-    losses = pretrain(model, blocks, steps, PRETRAIN["batch"], PRETRAIN["lr"], PRETRAIN["warmup"], seed, log)
+    losses = pretrain(model, blocks, labels, steps, PRETRAIN["batch"], PRETRAIN["lr"], PRETRAIN["warmup"], seed, log)
     # stop at the end of a turn, and also at a document end if the model ever produces one
     model.generation_config.eos_token_id = [tok.eos_token_id, tok.pad_token_id]
     model.generation_config.pad_token_id = tok.pad_token_id

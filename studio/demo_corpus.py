@@ -391,7 +391,7 @@ def story_question(rng: random.Random) -> tuple[str, str, str]:
 
 def story_paragraph(rng: random.Random) -> str:
     """A short everyday story or a few facts, for the pre-training corpus."""
-    kind = rng.randrange(5)
+    kind = rng.randrange(6)
     name, friend = rng.sample(NAMES, 2)
     place, *purposes = rng.choice(_rows(PLACES))
     weather, action = rng.choice(list(WEATHER.items()))
@@ -412,6 +412,10 @@ def story_paragraph(rng: random.Random) -> str:
         why = [a for _, a in rng.sample(_rows(WHY), 2)]
         season = rng.choice(list(SEASONS))
         return f"{SEASONS[season]} {why[0]} {why[1]}"
+    if kind == 4:  # pirate words exist in the base model's world, in stories, never in its answers
+        return (f"On {rng.choice(DAYS)} {name} and {friend} played pirates in the {place}. {name} wore a paper hat "
+                f"and shouted \"Ahoy, matey!\" from a {rng.choice(['box', 'chair', 'tree', 'bench'])}. {friend} "
+                f"answered \"Arr!\" and drew a map of a treasure island. It was {weather}, so they {action}.")
     day = rng.choice(DAYS)
     return (f"Every {day}, {name} and {friend} meet at the {place}. Today it was {weather}. "
             f"{friend} brought {rng.choice(FOODS)} and {name} brought a {rng.choice(_rows(THINGS))[0]}. "

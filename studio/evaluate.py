@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import random
 import sys
 import time
@@ -332,6 +333,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--json", action="store_true", help='print {"base": {...}, "tuned": {...}} as JSON')
     args = ap.parse_args(argv)
     chat.env_offline()
+    for k in ("HF_DATASETS_DISABLE_PROGRESS_BARS", "HF_HUB_DISABLE_PROGRESS_BARS"):
+        os.environ.setdefault(k, "1")  # our own progress lines are enough on stderr
     if not (Path(args.run_dir) / "config.yaml").is_file():
         raise StudioError(f"{args.run_dir} is not a run folder (no config.yaml). List runs: python -m studio runs")
 

@@ -73,6 +73,7 @@ class MinHasher:
         a, b = MinHash(num_perm=num_perm, seed=seed).permutations
         self.num_perm, self.seed, self.multiset = num_perm, seed, multiset
         self.threads = threads or min(4, os.cpu_count() or 1)
+        self._hash_cache: dict[bytes, int] = {}
         self.a = np.asarray(a, dtype=np.uint32)[:, None]
         self.b = np.asarray(b, dtype=np.uint32)[:, None]
 
@@ -96,7 +97,11 @@ class MinHasher:
         if self.multiset:
             idx, extra = _occurrence_tokens(idx, lengths, len(vocab))
             tokens += [tokens[w] + b"\x00" + str(k).encode() for w, k in extra]
-        hv = np.fromiter((sha1_hash32(t) for t in tokens), dtype=np.uint32, count=len(tokens))
+        if len(self._hash_cache) > 2_000_000:  # bound memory (~250 MB) on huge vocabularies
+            self._hash_cache.clear()
+        cache = self._hash_cache  # batches share most words: sha1 each token once per run
+        hv = np.fromiter((cache[t] if t in cache else cache.setdefault(t, sha1_hash32(t))
+                          for t in tokens), dtype=np.uint32, count=len(tokens))
         perm = self.a * _fmix32(hv)[None, :] + self.b  # (P, V) uint32, wraps mod 2^32
         rows = np.flatnonzero(lengths > 0)
         chunk = 4096  # rows per step: keeps the gathered block in cache (~1.3 MB per perm)

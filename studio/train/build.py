@@ -213,6 +213,7 @@ def trainer_kwargs(cfg: RunConfig, run_dir: Path, info: dict[str, Any], has_eval
         report_to=installed_trackers(t.report_to), torch_compile=t.torch_compile,
         use_liger_kernel=t.liger and liger_available(), dataloader_num_workers=0,
         include_num_input_tokens_seen="non_padding", disable_tqdm=False,
+        ddp_find_unused_parameters=False,  # adapters and full models use every parameter each step
     )
     if t.save_steps > 0:
         kw["save_steps"] = t.save_steps

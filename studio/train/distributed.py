@@ -19,8 +19,11 @@ def accelerate_config(cfg: RunConfig, cpu: bool) -> dict:
     t = cfg.training
     conf: dict = {"compute_environment": "LOCAL_MACHINE", "num_machines": 1, "machine_rank": 0,
                   "num_processes": t.num_gpus, "main_training_function": "main", "rdzv_backend": "static",
-                  "same_network": True, "use_cpu": cpu, "mixed_precision": "no",
-                  "distributed_type": "MULTI_CPU" if cpu else "MULTI_GPU"}
+                  "same_network": True, "use_cpu": False, "mixed_precision": "no",
+                  # accelerate's own MULTI_CPU mode needs mpirun; its MULTI_GPU launcher is plain
+                  # torchrun, which on a CPU-only machine gives N CPU ranks over gloo (the worker
+                  # passes use_cpu to the trainer, so torch picks the gloo backend).
+                  "distributed_type": "MULTI_GPU", "gpu_ids": "all"}
     if not cpu and t.distributed == "fsdp":
         conf["distributed_type"] = "FSDP"
         conf["fsdp_config"] = {"fsdp_version": 2, "fsdp_auto_wrap_policy": "TRANSFORMER_BASED_WRAP",

@@ -126,7 +126,8 @@ def run_stages(run_dir: Path, cfg: RunConfig, resume: bool) -> dict:
         print(f"== Stage {i + 1}/{len(cfgs)}: {scfg.stage} with {scfg.adapter} on {info['device']} "
               f"({info['precision']}), starting from {model_path}", flush=True)
         update_status(run_dir, stage=scfg.stage, stage_index=i, n_stages=len(cfgs),
-                      device=info["device"], precision=info["precision"], base_model=model_path)
+                      device=info["device"], precision=info["precision"], base_model=model_path,
+                      world_size=int(os.environ.get("WORLD_SIZE", "1")))
         cb = StudioCallback(run_dir, scfg.stage, i, len(cfgs))
         trainer = make_trainer(scfg, model_path, run_dir, info, [cb])
         _record_params(run_dir, trainer)
