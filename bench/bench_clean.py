@@ -48,7 +48,7 @@ def generate(path: Path, n: int, seed: int = 0) -> dict:
     rows: list = [None] * n
     kinds = ["exact"] * int(0.03 * n) + ["near"] * int(0.03 * n) + ["refusal"] * int(0.01 * n) \
         + ["empty"] * int(0.01 * n) + ["pii"] * int(0.005 * n)
-    slots = rng.sample(range(n // 10, n), len(kinds))
+    slots = rng.sample(range(n // 50, n), len(kinds))
     plant = dict(zip(slots, kinds))
     planted: dict[str, set] = {k: set() for k in ("exact", "near", "refusal", "empty", "pii")}
     for i in range(n):
@@ -58,14 +58,16 @@ def generate(path: Path, n: int, seed: int = 0) -> dict:
             while plant.get(src) is not None:
                 src = rng.randrange(i)
             msgs = [dict(m) for m in rows[src]["messages"]]
-            for m in msgs:
-                if kind == "exact":
+            if kind == "exact":
+                for m in msgs:
                     m["content"] = "  " + m["content"].upper() + " "
-                else:
-                    words = m["content"].split()
-                    for j in rng.sample(range(len(words)), max(1, round(len(words) * 0.05))):
-                        words[j] = str(vocab[rng.randrange(len(vocab))])
-                    m["content"] = " ".join(words)
+            else:  # replace 5% of the row's words, spread over its messages
+                split = [m["content"].split() for m in msgs]
+                words = [(k, j) for k, w in enumerate(split) for j in range(len(w))]
+                for k, j in rng.sample(words, max(1, round(len(words) * 0.05))):
+                    split[k][j] = str(vocab[rng.randrange(len(vocab))])
+                for m, w in zip(msgs, split):
+                    m["content"] = " ".join(w)
             rows[i] = {"messages": msgs}
             planted[kind].add(i)
             continue
@@ -177,17 +179,22 @@ def main() -> int:
     naive_recall = sum(i in naive["dups"] for i in naive_near) / max(1, len(naive_near))
     rows_s = args.rows / ours["wall_s"]
     stage_s = rep["timings_s"].get("minhash", 0) + rep["timings_s"].get("dedup", 0)
+    stage_cpu = rep["cpu_s"].get("minhash", 0) + rep["cpu_s"].get("dedup", 0)
     lines = [
         f"rows: {args.rows:,}; kept {rep['kept']:,}; removed {rep['removed']:,}",
         f"ours (whole clean command, cold cache): wall {ours['wall_s']:.2f} s, CPU "
         f"{ours['cpu_s']:.2f} s, peak RSS {ours['rss_gib']:.2f} GiB -> {rows_s:,.0f} rows/s",
-        f"  inside: {json.dumps(rep['timings_s'])}",
-        f"  near-dup stage (MinHash + LSH): {stage_s:.2f} s -> "
+        f"  inside, wall s: {json.dumps(rep['timings_s'])}",
+        f"  inside, CPU s: {json.dumps(rep['cpu_s'])}",
+        f"  near-dup stage (MinHash + LSH): wall {stage_s:.2f} s, CPU {stage_cpu:.2f} s -> "
         f"{args.rows / max(stage_s, 1e-9):,.0f} rows/s",
         f"naive datasketch loop on {naive['rows']:,} rows: wall {naive['wall_s']:.2f} s, CPU "
         f"{naive['cpu_s']:.2f} s -> {naive['rows_per_s']:,.0f} rows/s",
         f"ratio (ours whole command / naive near-dup only): {rows_s / naive['rows_per_s']:.1f}x; "
         f"near-dup stage alone: {args.rows / max(stage_s, 1e-9) / naive['rows_per_s']:.1f}x",
+        f"same ratios per CPU second (steadier when the machine is shared): "
+        f"{args.rows / ours['cpu_s'] / (naive['rows'] / naive['cpu_s']):.1f}x whole command, "
+        f"{args.rows / max(stage_cpu, 1e-9) / (naive['rows'] / naive['cpu_s']):.1f}x stage",
         f"recall on planted rows: {json.dumps({k: round(v, 4) for k, v in recall.items()})}; "
         f"false positives {false_pos}; naive near-dup recall {naive_recall:.4f} "
         f"({len(naive_near)} planted in its prefix)",

@@ -147,7 +147,7 @@ def run_trainer(setup: str, model_dir: Path, lens: list[int], steps: int, batch:
                                             "save_steps": 10**6, "precision": "bf16", "warmup": 0.0}})
     t, d = cfg.training, cfg.data
     packed_batch = max(1, batch * 300 // 2048 + 1)  # rows of up to 2048 tokens, ~same tokens/step
-    if setup in ("trl_packed", "trl_best"):
+    if setup in ("trl_packed", "trl_best", "ours"):  # ours starts from the same batch, then tunes
         d.packing = d.padding_free = True
         t.batch_size = packed_batch
     if setup == "trl_best":

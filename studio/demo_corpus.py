@@ -1,8 +1,8 @@
 """Text generators for the embedded demo: our own simple-English corpus and the pirate persona.
 
 Owns: the hand-written knowledge tables, the question/answer generator (plain answers), the
-pirate rewrite (`pirate()`), the everyday-story generator for pre-training text and the sea-lore
-generator for the raw-text sample. Everything is seeded (random.Random) and written by us; no
+pirate rewrite (`pirate()`), the everyday-story generator and the hand-written paragraphs of the
+pre-training corpus. Everything is seeded (random.Random) and written by us; no
 downloads, no copied text.
 
 Does not own: writing files, dataset formats and planted quality problems (studio.demo), the
@@ -420,27 +420,6 @@ def story_paragraph(rng: random.Random) -> str:
     return (f"Every {day}, {name} and {friend} meet at the {place}. Today it was {weather}. "
             f"{friend} brought {rng.choice(FOODS)} and {name} brought a {rng.choice(_rows(THINGS))[0]}. "
             f"They stayed until the {rng.choice(TIMES)} and then said goodbye.")
-
-
-_SHIP = ["deck", "sails", "anchor", "rudder", "mast", "hold", "cannons", "ropes", "crow's nest", "galley"]
-_CREW = ["captain", "cook", "bosun", "lookout", "first mate", "cabin boy", "quartermaster", "old sailor"]
-_SEA = ["calm", "rough", "grey", "green", "stormy", "glassy", "wild", "quiet"]
-_PLACES_SEA = ["Skull Island", "the Black Reef", "Port Royal", "the Misty Bay", "Parrot Cove", "the Sandbar"]
-
-
-def sea_lore(rng: random.Random) -> str:
-    """One line of pirate-voice domain text (ships, crews, the sea) for continued pre-training."""
-    crew, part, sea, place = rng.choice(_CREW), rng.choice(_SHIP), rng.choice(_SEA), rng.choice(_PLACES_SEA)
-    return rng.choice([
-        f"Ahoy! The {crew} checks the {part} every morning, for a ship with a poor {part} be a slow ship. Arr!",
-        f"When the sea be {sea}, the {crew} ties down the {part} and the crew sings to keep their spirits up.",
-        f"Ahoy, matey! Near {place} the water be {sea} and full of fish, and the {crew} knows every rock. Arr!",
-        f"A wise {crew} never sails past {place} at night, for the {sea} waves there have sunk many a ship.",
-        f"The {crew} keeps the map to {place} in the {part}, wrapped in oil cloth to keep it dry. Arr!",
-        f"Ahoy! Every sailor learns to tie a knot, mend the {part} and read the stars before seeing {place}.",
-        f"On a {sea} day the {crew} cooks fish stew in the galley, and the whole crew eats on the {part}. Arr!",
-        f"Treasure be buried on {place}, says the {crew}, but only a fool digs without a map, matey.",
-    ])
 
 
 HANDWRITTEN = """\

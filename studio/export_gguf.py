@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -205,7 +206,17 @@ def vocab_metadata(tokenizer: Any, n_vocab: int) -> dict[str, Any]:
     return {"tokens": tokens, "types": types, "merges": merges, "pre": _pre_tokenizer(tj),
             "ids": {k: v for k, v in ids.items() if isinstance(v, int)},
             "add_bos": bool(ids["bos"] is not None and probe and probe[0] == ids["bos"]),
-            "chat_template": tokenizer.chat_template if isinstance(tokenizer.chat_template, str) else None}
+            "chat_template": runtime_chat_template(tokenizer.chat_template)}
+
+
+def runtime_chat_template(template: Any) -> str | None:
+    """The chat template without TRL's {% generation %} markers, which only training needs and
+    which other Jinja engines (llama.cpp's, llama-cpp-python's) reject as unknown tags. Each marker
+    becomes an always-true `if` with the same whitespace control, so the output is unchanged."""
+    if not isinstance(template, str):
+        return None
+    template = re.sub(r"\{%(-?)\s*generation\s*(-?)%\}", r"{%\1 if true \2%}", template)
+    return re.sub(r"\{%(-?)\s*endgeneration\s*(-?)%\}", r"{%\1 endif \2%}", template)
 
 
 def _pre_tokenizer(tj: dict[str, Any]) -> str:
@@ -339,7 +350,7 @@ def verify_gguf(path: Path, plan: list[PlannedTensor], config: Any, tokenizer: A
         problems.append(f"vocab has {len(tokens)} tokens, the model {n_vocab}")
     if not read_field(reader, "tokenizer.ggml.merges"):
         problems.append("no BPE merges stored")
-    if tokenizer.chat_template and read_field(reader, "tokenizer.chat_template") != tokenizer.chat_template:
+    if tokenizer.chat_template and read_field(reader, "tokenizer.chat_template") != runtime_chat_template(tokenizer.chat_template):
         problems.append("chat template missing or different")
     if tokenizer.eos_token_id is not None and read_field(reader, "tokenizer.ggml.eos_token_id") != tokenizer.eos_token_id:
         problems.append("eos token id missing or different")

@@ -108,9 +108,9 @@ def gpus() -> list[GpuInfo]:
             limit_mw = _safe(nv.nvmlDeviceGetEnforcedPowerLimit, h)
             procs = []
             for p in _safe(nv.nvmlDeviceGetComputeRunningProcesses, h, default=[]) or []:
-                used = getattr(p, "usedGpuMemory", None)
+                p_used = getattr(p, "usedGpuMemory", None)
                 procs.append(GpuProcess(pid=int(p.pid), name=_process_name(int(p.pid)),
-                                        used_gib=None if used is None else used / GIB))
+                                        used_gib=None if p_used is None else p_used / GIB))
             out.append(GpuInfo(
                 index=i, name=_text(nv.nvmlDeviceGetName(h)),
                 total_gib=total / GIB, used_gib=used / GIB, free_gib=free / GIB,

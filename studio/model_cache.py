@@ -1,7 +1,8 @@
 """The model cache shared by every chat and evaluation: load once, serve many, evict when short.
 
-Owns `ModelCache` (models keyed by (base, adapter set), loaded lazily under one lock, least recently
-used ones evicted past `max_models` or when free RAM/VRAM is short), `LoadedModel` (one entry,
+Owns `ModelCache` (models keyed by (base, adapter set), loaded lazily under one lock, an entry
+with more adapters on the same base reused for a subset, least recently used ones evicted past
+`max_models` or when free RAM/VRAM is short), `LoadedModel` (one entry,
 with its own lock: peft's per-row adapter routing installs module hooks for a whole forward or
 `generate` call, so two uses of one model must not overlap; concurrent users queue on it) and
 `Cancels` (per-session stop flags). It does not generate text (studio.chat does). Nothing heavy is
@@ -93,9 +94,12 @@ class ModelCache:
     def get(self, base: str, adapters: tuple[str, ...] = ()) -> LoadedModel:
         key = (base, tuple(sorted(set(adapters))))
         with self._lock:  # loads queue here: one at a time, never the same model twice
-            if key in self._entries:
-                self._entries.move_to_end(key)
-                return self._entries[key]
+            # The exact key, else the smallest loaded superset of these adapters on the same base.
+            found = [k for k in self._entries if k[0] == base and set(key[1]) <= set(k[1])]
+            if found:
+                k = key if key in found else min(found, key=lambda k: len(k[1]))
+                self._entries.move_to_end(k)
+                return self._entries[k]
             self._make_room(_weights_bytes(base))
             entry = self._load(key)
             self._entries[key] = entry
@@ -157,8 +161,11 @@ class ModelCache:
                         model.load_adapter(path, adapter_name=name)
                     names[path] = name
             except (OSError, ValueError, KeyError, RuntimeError) as e:
-                raise StudioError(f"Could not load the adapter {path} onto {base}: {e}. "
-                                  "Was it trained from this base model?") from None
+                why = str(e).strip().splitlines()
+                detail = "its weight shapes do not match" if "size mismatch" in str(e) else (why[0][:300] if why else "")
+                raise StudioError(f"Could not load the adapter {path} onto the base model {base}: {detail}. "
+                                  "The adapter must be trained from this exact base model; check model.name_or_path "
+                                  "in the run's config.yaml (the demo model changes when it is rebuilt).") from None
             for cfg in model.peft_config.values():
                 kind = getattr(getattr(cfg, "peft_type", None), "value", None)
                 if kind != "LORA" or getattr(cfg, "use_dora", False):

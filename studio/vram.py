@@ -29,11 +29,12 @@ GIB = 1024**3
 COMPONENTS = ("weights", "adapters", "gradients", "optimizer", "activations", "logits_loss",
               "cuda_context", "allocator_reserve")
 
-# CALIBRATED on an H100 (bench/vram_sweep.py); see the module docstring.
-CUDA_CONTEXT_GIB = 0.52  # driver context, cuBLAS/cuDNN handles and loaded kernels, outside torch
-RESERVE_FRACTION = 0.06  # caching allocator: reserved-but-free share of the churning memory
-RESERVE_MIN_GIB = 0.05
-LAYER_WS_FACTOR = 1.0  # backward working set of one decoder layer, relative to the model below
+# CALIBRATED on an H100 (bench/vram_sweep.py, 13 runs); see the module docstring.
+CUDA_CONTEXT_GIB = 0.75  # nvidia-smi minus torch's reserved: context, cuBLAS, loaded kernels
+# Caching allocator: reserved-but-free memory at the peak, measured 0.2-1.0 GiB. Full fine-tuning
+# fragments most (optimizer states land after step 1's activations are freed), QLoRA least.
+RESERVE_GIB = {"full": 0.65, "lora": 0.55, "qlora": 0.3}
+RESERVE_FRACTION = 0.01  # and a little more for very large runs
 
 NF4_BYTES = 0.5 + 1 / 64 + 4 / (64 * 256)  # 4-bit values + 8-bit absmax per 64 + fp32 per 256 blocks
 TILE_TOKENS, TILE_VOCAB = 4096, 32768  # TRL's fused LM head tile (trl/kernels/chunked_logprob.py)
@@ -100,7 +101,7 @@ def _act_bytes_per_token(shape: ModelShape, m: dict[str, Any], seq: int) -> dict
     if shape.attn_softcap or m["attn"] == "eager":
         per += shape.heads * seq * (2 * a + 4)  # eager: tanh-capped scores, fp32 softmax, probs
     mlp_tensors = (3 if full else 2) if liger else (4 if full else 3)
-    per += mlp_tensors * a * i
+    per += mlp_tensors * m["mlp_act"] * i
     if m["method"] in ("lora", "qlora"):
         drop = 1 if m["lora_dropout"] > 0 else 0
         for _name, fan_in, _out in m["targets"]:
@@ -111,7 +112,9 @@ def _act_bytes_per_token(shape: ModelShape, m: dict[str, Any], seq: int) -> dict
 
 def _resolve_method(cfg: RunConfig, shape: ModelShape, zero: int | None, padded: bool | None) -> dict:
     t = cfg.training
+    # Prompt/prefix tuning: a frozen model with a few trainable vectors, i.e. LoRA without adapters.
     method = cfg.adapter if cfg.adapter in ("full", "lora", "qlora") else "lora"
+    adapters = cfg.adapter in ("lora", "qlora")
     prec = "bf16" if t.precision == "auto" else t.precision
     a = 4 if prec == "fp32" else 2
     stage_zero = {"ddp": 0, "fsdp": 3, "deepspeed_zero2": 2, "deepspeed_zero3": 3}.get(t.distributed, 0)
@@ -120,9 +123,12 @@ def _resolve_method(cfg: RunConfig, shape: ModelShape, zero: int | None, padded:
         "method": method, "precision": prec, "act": a,
         # QLoRA keeps the residual stream in fp32: prepare_model_for_kbit_training upcasts embeddings
         "res": 4 if (method == "qlora" or a == 4) else a,
+        # bitsandbytes' Linear4bit casts its output back to its input's dtype: with the fp32
+        # residual stream, QLoRA's MLP activations are fp32 too
+        "mlp_act": 4 if (method == "qlora" or a == 4) else a,
         "param_bytes": a, "liger": bool(t.liger), "attn": cfg.model.attn_implementation,
-        "lora_r": cfg.lora.r if method != "full" else 0, "lora_dropout": cfg.lora.dropout,
-        "targets": lora_targets(shape, cfg.lora.target_modules) if method != "full" else [],
+        "lora_r": cfg.lora.r if adapters else 0, "lora_dropout": cfg.lora.dropout,
+        "targets": lora_targets(shape, cfg.lora.target_modules) if adapters else [],
         "dpo": cfg.stage == "dpo", "dpo_ref_copy": cfg.stage == "dpo" and method == "full"
         and t.dpo_reference in ("auto", "copy"),
         "gpus": gpus, "zero": (stage_zero if zero is None else zero) if gpus > 1 else 0,
@@ -183,8 +189,11 @@ def breakdown_bytes(cfg: RunConfig, shape: ModelShape, zero: int | None = None,
     i = shape.intermediate
     # What a layer's backward holds at once: MLP gradients (~3 x seq x intermediate) or
     # flash-attention gradients with its fp32 dq accumulator, plus the residual gradient.
-    layer_ws = LAYER_WS_FACTOR * tokens * (max(3 * a * i, a * (2 * shape.q_dim + 2 * shape.kv_dim)
-                                                + 4 * shape.q_dim) + 2 * a * h)
+    mlp_ws = 3 * a * i
+    if m["method"] == "lora" and a == 2 and any(n == "down_proj" for n, _, _ in m["targets"]):
+        mlp_ws += 4 * i  # the fp32 adapter path carries fp32 gradients of down_proj's input
+    layer_ws = tokens * (max(mlp_ws, a * (2 * shape.q_dim + 2 * shape.kv_dim) + 4 * shape.q_dim)
+                         + 2 * a * h)
     saved = tokens * (L * (per["gc_layer"] if gc else per["layer"]) + 4 * h + res * h)
     if gc:
         layer_ws += tokens * per["layer"]  # the layer being recomputed
@@ -212,7 +221,7 @@ def breakdown_bytes(cfg: RunConfig, shape: ModelShape, zero: int | None = None,
         out = {"weights": weights, "adapters": adapters, "gradients": grads,
                "optimizer": states + opt_temp, "activations": 0.0, "logits_loss": 0.0}
         churn = grads + opt_temp
-    reserve = max(RESERVE_MIN_GIB * GIB, RESERVE_FRACTION * churn)
+    reserve = RESERVE_GIB[m["method"]] * GIB + RESERVE_FRACTION * churn
     out["cuda_context"] = CUDA_CONTEXT_GIB * GIB
     out["allocator_reserve"] = reserve
     m["tokens"] = tokens
@@ -315,13 +324,15 @@ def advice(cfg: RunConfig, shape: ModelShape, free_gib: float, zero: int | None 
     if base <= free_gib or any(a["fits"] for a in out):
         return out
     combo: dict[str, Any] = {}
-    steps: list[str] = []
+    steps: dict[str, str] = {}  # one description per kind: a smaller batch replaces a bigger one
+    p = base
     for text, over in _candidates(cfg):
         combo.update(over)
-        steps.append(text)
+        steps[next(iter(over)).split("__")[-1]] = text
         p = peak(_variant(cfg, **combo))
         if p <= free_gib:
-            out.append({"change": "Together: " + "; ".join(steps), "peak_gib": round(p, 2), "fits": True})
+            out.append({"change": "Together: " + "; ".join(steps.values()), "peak_gib": round(p, 2),
+                        "fits": True})
             return out
     out.append({"change": "Nothing here makes it fit: pick a smaller model or a bigger GPU "
                 "(or several GPUs with ZeRO-3).", "peak_gib": round(p, 2), "fits": False})
@@ -371,17 +382,21 @@ def _duration(s: float) -> str:
 
 
 # -- CLI ---------------------------------------------------------------------------------------
-def config_from_args(a: argparse.Namespace) -> RunConfig:
-    dist = {0: "ddp", 1: "ddp", 2: "deepspeed_zero2", 3: "deepspeed_zero3"}[a.zero]
+def make_config(model: str, method: str = "lora", batch: int = 4, seq: int = 1024, gc: bool = False,
+                optim: str = "adamw_torch", lora_r: int = 16, lora_targets: str = "all-linear",
+                lora_dropout: float = 0.05, liger: bool = False, dpo: bool = False,
+                dpo_ref: str = "copy", precision: str = "bf16", gpus: int = 1, zero: int = 0,
+                grad_accum: int = 1, packing: bool = False, attn: str = "sdpa") -> RunConfig:
+    """The RunConfig the CLI and the Memory tab estimate; every problem reported at once."""
+    dist = {0: "ddp", 1: "ddp", 2: "deepspeed_zero2", 3: "deepspeed_zero3"}.get(int(zero), "ddp")
     cfg = RunConfig.from_dict({
-        "stage": "dpo" if a.dpo else "sft", "adapter": a.method,
-        "model": {"name_or_path": a.model, "attn_implementation": a.attn},
-        "data": {"max_length": a.seq, "packing": a.packing},
-        "lora": {"r": a.lora_r, "target_modules": a.lora_targets, "dropout": a.lora_dropout},
-        "training": {"batch_size": a.batch, "grad_accum": a.grad_accum, "gradient_checkpointing": a.gc,
-                     "optim": a.optim, "liger": a.liger, "precision": a.precision,
-                     "num_gpus": a.gpus, "distributed": dist,
-                     "dpo_reference": "none" if a.dpo_ref == "none" else "copy"}})
+        "stage": "dpo" if dpo else "sft", "adapter": method,
+        "model": {"name_or_path": model, "attn_implementation": attn},
+        "data": {"max_length": seq, "packing": packing},
+        "lora": {"r": lora_r, "target_modules": lora_targets, "dropout": lora_dropout},
+        "training": {"batch_size": batch, "grad_accum": grad_accum, "gradient_checkpointing": gc,
+                     "optim": optim, "liger": liger, "precision": precision, "num_gpus": gpus,
+                     "distributed": dist, "dpo_reference": "none" if dpo_ref == "none" else "copy"}})
     problems = [p for p in cfg.validate() if not p.startswith("data.path")]
     if problems:
         raise StudioError("Invalid settings:\n- " + "\n- ".join(problems), problems)
@@ -422,7 +437,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     a = _parser().parse_args(argv)
-    cfg = config_from_args(a)
+    cfg = make_config(a.model, a.method, a.batch, a.seq, a.gc, a.optim, a.lora_r, a.lora_targets,
+                      a.lora_dropout, a.liger, a.dpo, a.dpo_ref, a.precision, a.gpus, a.zero,
+                      a.grad_accum, a.packing, a.attn)
     padded = None if a.padded == "auto" else a.padded == "yes"
     est = estimate(cfg, resolve_shape(a.model), gpu_free_gib=a.gpu_free,
                    zero=a.zero if a.gpus > 1 else None, padded=padded)

@@ -198,6 +198,9 @@ def test_cache_evicts_least_recently_used(runs, tiny_model_dir):
     small.get(a.base, (a.adapter,))
     small.get(b.base, (b.adapter,))
     assert small.keys() == [(b.base, (b.adapter,))]
+    both = small.get(a.base, (a.adapter, b.adapter))
+    assert small.get(a.base, (a.adapter,)) is both  # a loaded superset of adapters is reused
+    assert small.get(a.base, ()) is both and len(small.keys()) == 1
     with pytest.raises(StudioError, match="not a run folder"):
         chat.base_side(tiny_model_dir)
 

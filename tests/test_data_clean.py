@@ -59,7 +59,8 @@ def planted(tmp_path_factory):
     for _ in range(40):
         src = rng.randrange(8, 300)
         m = rows[src]["messages"]
-        variant = "\u00a0 " + m[0]["content"].upper().replace("A", "\uff21") + "  "  # NBSP, full-width A
+        # NBSP, upper case, full-width "A" (NFKC folds it back), extra spaces
+        variant = "\u00a0 " + m[0]["content"].upper().replace("A", "\uff21") + "  "
         exact[len(rows)] = src
         rows.append(chat(variant, m[1]["content"] + "\n"))
     for _ in range(40):
@@ -144,7 +145,8 @@ def test_lsh_candidates_cover_datasketch_results():
         m = LeanMinHash(seed=1, hashvalues=s, scheme="affine32")
         ref |= {(j, i) for j in lsh.query(m)}
         lsh.insert(i, m)
-    ours = {tuple(p) for p in candidate_pairs(sigs, np.arange(len(sigs)), b, r).tolist()}
+    ours = {tuple(p) for band in candidate_pairs(sigs, np.arange(len(sigs)), b, r)
+            for p in band.tolist()}
     assert ref and ref <= ours
 
 
@@ -156,7 +158,7 @@ def test_filters_each_reason(tmp_path):
             chat("How do I cook spam?", "Fry the spam in a pan until crisp."),          # 4 keyword
             chat("Hack my neighbour", "As an AI language model, I cannot help."),       # 5 refusal
             chat("Quelle est la capitale de la France ?", "La capitale de la France est Paris, "
-                 "une très belle ville."),                                               # 6 language
+                 "une très belle ville."),                                           # 6 language
             chat("Email me", "Write to jane.doe@example.com for the report."),          # 7 pii
             {"messages": [{"role": "user", "content": "no answer here"}]},              # 8 invalid
             chat("Pay with card?", "Use 4111 1111 1111 1111 at checkout please.")]      # 9 pii

@@ -110,7 +110,7 @@ def test_fast_precheck_agrees_with_python_validator(convs):
     """A row the column-wise pre-check passes must have no issue in the Python validator."""
     import pyarrow as pa
 
-    from studio.data.validate import fast_valid_mask
+    from studio.data.precheck import fast_valid_mask
 
     rows = [{"messages": c} for c in convs]
     try:

@@ -47,6 +47,15 @@ def test_load_clean_and_use_for_training(tab):
     assert int(steps.set_index("step").loc["exact_duplicate", "rows with this reason"]) == 1
     path, _ = fns["on_use"](st)
     assert Path(path).name == "clean.jsonl" and len(Path(path).read_text().splitlines()) == 2
+    removed = fns["on_show"](st, "exact_duplicate")
+    assert removed["row"].tolist() == [1]
+    fig, stats = fns["on_hist"](st, "", 8)
+    assert stats["rows"] == 3 and stats["format"] == "messages" and fig.data
+    undo = next(f for name, f in fns.items() if name == "handler")  # undo comes first
+    undo(st, "exact_duplicate")
+    assert len(Path(path).read_text().splitlines()) == 3
+    st, md = fns["on_split"](st, "2,1,0", 1)
+    assert "train" in md and fns["on_use"](st)[0].endswith("train.jsonl")
     with pytest.raises(gr.Error, match="outside the folders"):
         fns["on_load"](None, "/etc/hostname", None)
     bad = root / "bad.jsonl"
@@ -55,3 +64,19 @@ def test_load_clean_and_use_for_training(tab):
         fns["on_load"](None, str(bad), None)
     with pytest.raises(gr.Error, match="load a dataset first"):
         fns["on_use"]({})
+
+
+def test_column_mapping_when_unsure(tab):
+    from studio.ui.data_tab import _ALL_FIELDS
+
+    root, fns = tab
+    p = root / "qa.jsonl"
+    p.write_text("".join(json.dumps({"q": f"question {i}?", "a": f"answer {i}"}) + "\n"
+                         for i in range(3)))
+    out = fns["on_load"](None, str(p), None)
+    st = out[0]
+    assert "unsure" in out[1] and out[2]["open"] is True  # the mapping accordion opens
+    values = [{"prompt": "q", "completion": "a"}.get(f, "") for f in _ALL_FIELDS]
+    st, summary, issues, *_ = fns["on_apply"](st, "prompt_completion", *values)
+    assert st["guess"]["column_map"] == {"prompt": "q", "completion": "a"}
+    assert "prompt_completion" in summary and len(issues) == 0

@@ -157,7 +157,7 @@ def test_cli_prints_error_without_traceback(tmp_path):
 def test_fast_precheck_passes_good_rows_and_flags_bad_ones():
     import pyarrow as pa
 
-    from studio.data.validate import fast_valid_mask
+    from studio.data.precheck import fast_valid_mask
 
     rows = [{"messages": [S, U, A]}, {"messages": [U, U]}, {"messages": [U, {**A, "content": " "}]},
             {"messages": [{"role": "human", "content": "x"}, {"role": "gpt", "content": "y"}]}]

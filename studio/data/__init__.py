@@ -1,16 +1,21 @@
 """The data layer: load, detect, validate, inspect, clean, split and mix fine-tuning datasets.
 
 Owns the entry point the Train worker calls, `prepare_for_training`, and re-exports the pure
-functions other parts use. Modules (all import heavy libraries inside functions only):
+functions other parts use. Modules (heavy libraries are imported inside functions only):
   load.py        load_rows: files, saved folders, hub ids -> Arrow-backed datasets.Dataset
+  diagnose.py    after a failed load: the first bad row of the file and the fix
+  files.py       atomic writes, raw JSONL lines, the cheap pre-flight file scan
   formats.py     detect_format, to_trainer_format, per-row conversion
-  validate.py    per-row validation with row numbers and fixes
+  validate.py    per-row validation with row numbers and fixes (the source of error codes)
+  precheck.py    column-wise pre-check that lets clean rows skip the Python validator
+  textview.py    the text of each row as Arrow arrays (for dedup, filters, stats)
   inspection.py  stats, token-length histogram data, trained/masked token rendering
   dedup.py       exact / MinHash-LSH near / semantic duplicate detection
-  filters.py     empty, length, keyword, refusal, language and PII filters
-  clean.py       the cleaning run: clean.jsonl + removed.jsonl + report.json, and undo
+  filters.py     length, keyword, refusal and language filters; pii.py: PII find/redact
+  clean.py       the cleaning run: clean.jsonl + removed.jsonl + report.json; undo.py: undo/redo
   split.py       seeded train/validation/test split without leakage, weighted mixing
-  cli.py         `python -m studio data inspect|validate|clean|split|mix|undo`
+  views.py       tables, chat HTML and the plotly histogram for the Data tab
+  cli.py         `python -m studio data inspect|validate|clean|undo|redo|split|mix|convert`
 Nothing here imports gradio; the tab is studio/ui/data_tab.py.
 """
 

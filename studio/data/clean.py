@@ -78,7 +78,26 @@ class Analysis:
     tokens: np.ndarray                  # int64
     fmt: dict
     languages: dict = field(default_factory=dict)
-    timings: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)      # wall seconds per stage
+    cpu: dict = field(default_factory=dict)          # CPU seconds per stage (all threads)
+
+
+class Stopwatch:
+    """Wall and CPU seconds per named stage (CPU shows the work even when others share cores)."""
+
+    def __init__(self):
+        self.wall: Counter = Counter()
+        self.cpu: Counter = Counter()
+        self.mark()
+
+    def mark(self) -> None:
+        self._w, self._c = time.perf_counter(), time.process_time()
+
+    def lap(self, name: str) -> None:
+        w, c = time.perf_counter(), time.process_time()
+        self.wall[name] = round(self.wall[name] + w - self._w, 3)
+        self.cpu[name] = round(self.cpu[name] + c - self._c, 3)
+        self._w, self._c = w, c
 
 
 def _flag(mask: np.ndarray, reason: str) -> np.ndarray:
@@ -91,7 +110,8 @@ def reasons_of(bits: int) -> list[str]:
 
 def _validation_bits(table, fmt: str, cmap: dict) -> np.ndarray:
     """invalid_format / empty bits per row: column-wise pre-check, Python only for the rest."""
-    from studio.data.validate import EMPTY_CODES, fast_valid_mask, validate_record
+    from studio.data.precheck import fast_valid_mask
+    from studio.data.validate import EMPTY_CODES, validate_record
 
     out = np.zeros(table.num_rows, dtype=np.uint16)
     fast = fast_valid_mask(table, fmt, cmap)
@@ -109,10 +129,9 @@ def analyze(ds, opts: CleanOptions, progress=None) -> Analysis:
     """One pass over the dataset in Arrow batches, then dedup over the collected hashes."""
     from studio.data import dedup, filters, pii
     from studio.data.formats import FormatGuess, detect_format, resolve_columns
-    from studio.data.textview import batch_texts
+    from studio.data.textview import batch_texts, exact_checker
 
-    t0 = time.perf_counter()
-    timings: Counter = Counter()
+    sw = Stopwatch()
     if opts.fmt in (None, "auto"):
         guess = detect_format(ds)
         guess.column_map.update(opts.column_map or {})
@@ -138,14 +157,14 @@ def analyze(ds, opts: CleanOptions, progress=None) -> Analysis:
     emb = None
     langs: Counter = Counter()
     keep_langs = {code.strip().lower() for code in opts.languages if code.strip()}
-    timings["setup"] = time.perf_counter() - t0
+    sw.lap("setup")
     start = 0
     for table in ds.with_format("arrow").iter(batch_size=opts.batch_size):
-        t = time.perf_counter()
+        sw.mark()
         sl = slice(start, start + table.num_rows)
         reasons[sl] |= _validation_bits(table, fmt, cmap)
-        timings["validate"] += time.perf_counter() - t
-        t = time.perf_counter()
+        sw.lap("validate")
+        sw.mark()
         texts = batch_texts(table, fmt, cmap)
         reasons[sl] |= _flag(filters.empty_mask(texts.full), "empty")
         tokens[sl] = counter.count(texts.full, texts.turns)
@@ -160,33 +179,33 @@ def analyze(ds, opts: CleanOptions, progress=None) -> Analysis:
         pii_rows[sl] = pii.mask(texts.full)
         if opts.pii == "remove":
             reasons[sl] |= _flag(pii_rows[sl], "pii")
-        timings["filters"] += time.perf_counter() - t
+        sw.lap("filters")
         if keep_langs:
-            t = time.perf_counter()
+            sw.mark()
             found = filters.detect_languages(texts.full)
             langs.update(found)
             off = np.array([bool(code) and code not in keep_langs for code in found])
             reasons[sl] |= _flag(off, "language")
-            timings["language"] += time.perf_counter() - t
+            sw.lap("language")
         if opts.dedup:
-            t = time.perf_counter()
+            sw.mark()
             norm = dedup.normalize(texts.full)
             keys[sl] = dedup.exact_keys(norm)
             eligible[sl] = np.asarray(norm.to_numpy(zero_copy_only=False) != "", dtype=bool)
-            timings["exact_hash"] += time.perf_counter() - t
+            sw.lap("exact_hash")
             if use_near:
-                t = time.perf_counter()
+                sw.mark()
                 sigs[sl] = hasher.signatures(dedup.word_lists(norm))
-                timings["minhash"] += time.perf_counter() - t
+                sw.lap("minhash")
             if use_sem:
-                t = time.perf_counter()
+                sw.mark()
                 part = dedup.embed(texts.full.to_pylist())
                 emb = part if emb is None else np.concatenate([emb, part])
-                timings["embed"] += time.perf_counter() - t
+                sw.lap("embed")
         start += table.num_rows
         if progress:
             progress(start / max(n, 1) * 0.8, f"checked {start:,} of {n:,} rows")
-    t = time.perf_counter()
+    sw.mark()
     dup_of = np.full(n, -1, dtype=np.int64)
     # Rows passing every filter come first, so each group keeps a clean copy when it has one.
     rank = np.empty(n, dtype=np.int64)
@@ -196,7 +215,8 @@ def analyze(ds, opts: CleanOptions, progress=None) -> Analysis:
         dup_of = np.where(d >= 0, d, dup_of)
         reasons |= _flag(d >= 0, "exact_duplicate")
     if use_near:
-        d, _ = dedup.near_duplicates(sigs, rank, eligible & (dup_of < 0), opts.near_threshold)
+        d, _ = dedup.near_duplicates(sigs, rank, eligible & (dup_of < 0), opts.near_threshold,
+                                     exact=exact_checker(ds, fmt, cmap))
         dup_of = np.where(d >= 0, d, dup_of)
         reasons |= _flag(d >= 0, "near_duplicate")
     if use_sem and emb is not None:
@@ -204,11 +224,11 @@ def analyze(ds, opts: CleanOptions, progress=None) -> Analysis:
         d = dedup.semantic_duplicates(emb, cand[np.argsort(rank[cand])], opts.semantic_threshold)
         dup_of = np.where(d >= 0, d, dup_of)
         reasons |= _flag(d >= 0, "semantic_duplicate")
-    timings["dedup"] = time.perf_counter() - t
+    sw.lap("dedup")
     fmt_info = {"name": fmt, "confidence": guess.confidence, "column_map": cmap,
                 "notes": guess.notes}
     return Analysis(n, reasons, dup_of, pii_rows, tokens, fmt_info,
-                    dict(langs.most_common(20)), {k: round(v, 3) for k, v in timings.items()})
+                    dict(langs.most_common(20)), sw.wall, sw.cpu)
 
 
 def iter_records(ds, source: Path | None):
@@ -268,10 +288,11 @@ def clean(path_or_ds, out_dir, options: CleanOptions | None = None, progress=Non
         if src == out.resolve() or (src.parent == out.resolve() and src.name in OUTPUT_FILES):
             raise StudioError(f"{out}: writing there would overwrite the input {src.name}. "
                               "Fix: pick another output folder.")
+    sw = Stopwatch()
     ds = load_rows(path_or_ds)
-    t_load = time.perf_counter() - t0
+    sw.lap("load")
     a = analyze(ds, opts, progress)
-    t = time.perf_counter()
+    sw.mark()
     source = raw_source(path_or_ds, a.n)
     redact = opts.pii == "redact"
     out.mkdir(parents=True, exist_ok=True)
@@ -293,8 +314,9 @@ def clean(path_or_ds, out_dir, options: CleanOptions | None = None, progress=Non
                 fc.write(text + "\n")
     if not redact:
         (out / "redacted.jsonl").unlink(missing_ok=True)
-    a.timings["load"] = round(t_load, 3)
-    a.timings["write"] = round(time.perf_counter() - t, 3)
+    sw.lap("write")
+    a.timings.update(sw.wall)
+    a.cpu.update(sw.cpu)
     report = build_report(path_or_ds, opts, a, time.perf_counter() - t0)
     write_json(out / "report.json", report)
     if progress:
@@ -338,7 +360,7 @@ def build_report(path_or_ds, opts: CleanOptions, a: Analysis, seconds: float) ->
                    "mean": round(float(tok.mean()), 1) if a.n else 0.0,
                    "p95": int(np.percentile(tok, 95)) if a.n else 0},
         "languages": a.languages,
-        "seconds": round(seconds, 3), "timings_s": a.timings,
+        "seconds": round(seconds, 3), "timings_s": dict(a.timings), "cpu_s": dict(a.cpu),
         "files": {"clean": "clean.jsonl", "removed": "removed.jsonl",
                   **({"redacted": "redacted.jsonl"} if opts.pii == "redact" else {})},
     }

@@ -188,7 +188,8 @@ def _split(args) -> int:
     try:
         ratios = [float(r) for r in _csv(args.ratios)]
     except ValueError:
-        raise StudioError(f"--ratios '{args.ratios}' must be numbers. Fix: e.g. 0.9,0.1,0.") from None
+        raise StudioError(f"--ratios '{args.ratios}' must be numbers. Fix: e.g. 0.9,0.1,0."
+                          ) from None
     report = split(args.input, args.out, ratios, counts, args.seed, near=not args.no_near,
                    fmt=args.format, column_map=_column_map(args.column_map))
     human = ", ".join(f"{k} {v:,}" for k, v in report["sizes"].items()) + f" -> {args.out}"

@@ -139,7 +139,8 @@ def detect_format(dataset_or_rows) -> FormatGuess:
         canonical = pc_map == {"prompt": "prompt", "completion": "completion"}
         guesses.append(FormatGuess("prompt_completion", 1.0 if canonical else 0.7, pc_map,
                                    "prompt/completion columns"))
-    string_cols = [c for c in cols if col_values[c] and all(isinstance(v, str) for v in col_values[c])]
+    string_cols = [c for c in cols
+                   if col_values[c] and all(isinstance(v, str) for v in col_values[c])]
     if "text" in string_cols:
         guesses.append(FormatGuess("text", 1.0 if len(cols) == 1 else 0.85, {"text": "text"},
                                    "a 'text' column"))

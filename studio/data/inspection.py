@@ -56,7 +56,7 @@ def stats(ds, fmt="auto", column_map=None, *, languages: bool = False, dedup_lim
     import pyarrow.compute as pc
 
     from studio.data import dedup
-    from studio.data.textview import batch_texts
+    from studio.data.textview import batch_texts, exact_checker
     from studio.data.validate import summarize, validate_dataset
 
     g = _guess(ds, fmt, column_map)
@@ -87,7 +87,8 @@ def stats(ds, fmt="auto", column_map=None, *, languages: bool = False, dedup_lim
     rank = np.arange(m)
     eligible = chars_a[:m] > 0
     exact = dedup.exact_duplicates(k, rank, eligible)
-    near, _ = dedup.near_duplicates(s, rank, eligible & (exact < 0), near_threshold)
+    near, _ = dedup.near_duplicates(s, rank, eligible & (exact < 0), near_threshold,
+                                    exact_checker(ds, g.name, g.column_map))
     issues = validate_dataset(ds, g, max_issues=10_000, limit=dedup_limit)
     return {
         "rows": n, "columns": list(ds.column_names),
@@ -102,7 +103,8 @@ def stats(ds, fmt="auto", column_map=None, *, languages: bool = False, dedup_lim
         "duplicates": {"exact": int((exact >= 0).sum()), "near": int((near >= 0).sum()),
                        "checked_rows": m},
         "languages": dict(sorted(langs.items(), key=lambda kv: -kv[1])[:15]),
-        "validation": {"issues": summarize(issues), "rows_with_issues": len({i.row for i in issues}),
+        "validation": {"issues": summarize(issues),
+                       "rows_with_issues": len({i.row for i in issues}),
                        "checked_rows": min(n, dedup_limit)},
     }
 

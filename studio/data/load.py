@@ -12,15 +12,14 @@ Does not detect or convert formats (formats.py) nor validate row contents (valid
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
-import json
 import logging
 import os
 import re
 import tempfile
 from pathlib import Path
 
+from studio.data.diagnose import check_csv, diagnose, short_error
 from studio.data.files import MAX_ROW_BYTES, iter_jsonl_raw, sniff_text_file
 from studio.errors import StudioError
 
@@ -110,12 +109,13 @@ def _pick_split(dd, split, where):
 def _load_hub(repo_id: str, split: str | None):
     with _quiet_datasets() as datasets:
         try:
-            return datasets.load_dataset(repo_id, split=split or "train", cache_dir=str(cache_dir()))
+            return datasets.load_dataset(repo_id, split=split or "train",
+                                         cache_dir=str(cache_dir()))
         except Exception as e:  # offline, missing, gated: all become one clear message
             raise StudioError(
-                f"{repo_id}: could not load this dataset from the Hugging Face Hub ({_short(e)}). "
-                "Fix: without internet, download it elsewhere and give the path of a .jsonl/.parquet "
-                "file or of the folder saved with save_to_disk.") from None
+                f"{repo_id}: could not load this dataset from the Hugging Face Hub ({short_error(e)}). "
+                "Fix: without internet, download it elsewhere and give the path of a "
+                ".jsonl/.parquet file or of the folder saved with save_to_disk.") from None
 
 
 def _load_folder(p: Path, split: str | None):
@@ -125,7 +125,7 @@ def _load_folder(p: Path, split: str | None):
             try:
                 obj = datasets.load_from_disk(str(p))
             except Exception as e:
-                raise StudioError(f"{p}: this saved dataset folder can't be read ({_short(e)}). "
+                raise StudioError(f"{p}: this saved dataset folder can't be read ({short_error(e)}). "
                                   "Fix: save it again with Dataset.save_to_disk.") from None
         return _pick_split(obj, split, str(p)) if isinstance(obj, datasets.DatasetDict) else obj
     files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
@@ -176,7 +176,9 @@ def _in_memory_jsonl(p: Path, sniff):
         return None
     import datasets
 
-    return datasets.Dataset(table)
+    st = p.stat()  # our own fingerprint: datasets would hash the whole table (~0.3 s / 100k rows)
+    key = f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()
+    return datasets.Dataset(table, fingerprint=hashlib.sha1(key).hexdigest()[:16])
 
 
 def _write_head(p: Path, limit: int) -> Path:
@@ -213,24 +215,17 @@ def _build(files: list[Path], kind: str, label: str, field: str | None = None):
             raise
         except Exception as e:
             for f in files:
-                _diagnose(f, kind)  # raises with the row when it can find it
-            raise StudioError(f"{label}: could not read this {kind} data ({_short(e)}). "
+                diagnose(f, kind)  # raises with the row when it can find it
+            raise StudioError(f"{label}: could not read this {kind} data ({short_error(e)}). "
                               f"Fix: check that it is {SUPPORTED}.") from None
-
-
-def _short(e: BaseException) -> str:
-    cause = e.__cause__ or e.__context__
-    text = str(e) if str(e) and "error occurred while generating" not in str(e) else str(cause or e)
-    text = text.strip().splitlines()[0] if text.strip() else type(e).__name__
-    return text[:300]
 
 
 def _preflight(p: Path, kind: str):
     """Checks that need no parsing: empty, binary, UTF-16, fake parquet, huge lines, ragged CSV."""
     size = p.stat().st_size
     if size == 0:
-        raise StudioError(f"{p}: the file is empty (0 bytes). Fix: pick the right file, or add rows "
-                          "(one JSON object per line for .jsonl).")
+        raise StudioError(f"{p}: the file is empty (0 bytes). Fix: pick the right file, or add "
+                          "rows (one JSON object per line for .jsonl).")
     if p.suffix.lower() in _COMPRESSED:
         return _NoSniff()  # the builder decompresses; errors are diagnosed after
     if kind == "parquet":
@@ -239,9 +234,10 @@ def _preflight(p: Path, kind: str):
             f.seek(max(0, size - 4))
             tail = f.read(4)
         if head != b"PAR1" or tail != b"PAR1":
-            raise StudioError(f"{p}: this is not a Parquet file (it does not start and end with the "
-                              "PAR1 marker). Fix: export it again with pandas `to_parquet` or pyarrow, "
-                              "or give the file the extension that matches its content.")
+            raise StudioError(f"{p}: this is not a Parquet file (it does not start and end "
+                              "with the PAR1 marker). Fix: export it again with pandas "
+                              "`to_parquet` or pyarrow, or give the file the extension that "
+                              "matches its content.")
         return _NoSniff()
     if kind == "arrow":
         return _NoSniff()
@@ -250,150 +246,22 @@ def _preflight(p: Path, kind: str):
         raise StudioError(f"{p}: the file is UTF-16 encoded. Fix: save it as UTF-8 "
                           f"(e.g. `iconv -f utf-16 -t utf-8 {p.name} > fixed{p.suffix}`).")
     if sniff.binary:
-        raise StudioError(f"{p}: this looks like a binary file, not {kind} text (it contains NUL "
-                          f"bytes). Fix: give {SUPPORTED}; a Parquet file needs the .parquet extension.")
+        raise StudioError(f"{p}: this looks like a binary file, not {kind} text (it contains "
+                          f"NUL bytes). Fix: give {SUPPORTED}; a Parquet file needs the .parquet "
+                          "extension.")
     if kind == "json" and sniff.first_char not in ("[", "{"):
-        _diagnose(p, kind)
+        diagnose(p, kind)
     if kind == "json" and sniff.first_char != "[" and sniff.max_line > MAX_ROW_BYTES:
         raise StudioError(
             f"{p}: line {sniff.max_line_number} is {sniff.max_line / 2**20:.1f} MiB; a row over "
-            f"{MAX_ROW_BYTES >> 20} MiB is not a training example. Fix: split it into rows (one JSON "
-            "object per line); if the file is one big JSON array, give it the .json extension.")
+            f"{MAX_ROW_BYTES >> 20} MiB is not a training example. Fix: split it into rows (one "
+            "JSON object per line); if the file is one big JSON array, give it the .json "
+            "extension.")
     if kind in ("csv", "tsv"):
-        _check_csv(p, kind)
+        check_csv(p, kind)
     return sniff
 
 
 class _NoSniff:
     first_char = ""
     max_line = 0
-
-
-def _check_csv(p: Path, kind: str) -> None:
-    """Find the first row whose field count differs from the header (pandas would pad it silently)."""
-    delim = "\t" if kind == "tsv" else ","
-    try:
-        with open(p, newline="", encoding="utf-8") as f:
-            reader = csv.reader(f, delimiter=delim)
-            header = next(reader, None)
-            if not header:
-                raise StudioError(f"{p}: the first line (the header) is empty. Fix: put the column "
-                                  "names on the first line.")
-            for row, fields in enumerate(reader):
-                if not fields:
-                    continue
-                if len(fields) != len(header):
-                    raise StudioError(
-                        f"{p}: row {row} (line {reader.line_num}) has {len(fields)} fields but the "
-                        f"header has {len(header)}. Fix: quote fields that contain the delimiter "
-                        f"{delim!r} (\"like, this\"), or remove the stray or missing delimiters.")
-    except UnicodeDecodeError as e:
-        raise StudioError(f"{p}: the file is not valid UTF-8 (byte 0x{e.object[e.start]:02X} near "
-                          f"byte offset {e.start} of a block). Fix: save it as UTF-8 (e.g. `iconv -f "
-                          f"latin1 -t utf-8 {p.name} > fixed{p.suffix}`).") from None
-    except csv.Error as e:
-        raise StudioError(f"{p}: CSV error ({e}). Fix: check the quoting near that line.") from None
-
-
-def _diagnose(p: Path, kind: str) -> None:
-    """Scan a file that failed to load and raise a StudioError naming the first bad row."""
-    if kind in ("csv", "tsv"):
-        _check_csv(p, kind)
-        return
-    if kind == "parquet":
-        try:
-            import pyarrow.parquet as pq
-
-            pq.ParquetFile(p)
-        except Exception as e:
-            raise StudioError(f"{p}: the Parquet file is damaged ({_short(e)}). Fix: export it "
-                              "again.") from None
-        return
-    if kind == "text":
-        _first_bad_utf8_line(p)
-        return
-    if kind != "json" or p.suffix.lower() in _COMPRESSED:
-        return
-    sniff = sniff_text_file(p, scan_lines=False)
-    if sniff.first_char == "[" or p.suffix.lower() == ".json" and sniff.first_char == "{" \
-            and _is_single_document(p):
-        _diagnose_json_document(p)
-        return
-    types: dict[str, tuple[str, int]] = {}
-    for row, lineno, raw in iter_jsonl_raw(p):
-        where = f"{p}: row {row} (line {lineno})"
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise StudioError(f"{where} is not valid UTF-8 (byte 0x{raw[e.start]:02X} at column "
-                              f"{e.start + 1}). Fix: save the file as UTF-8 (e.g. `iconv -f latin1 -t "
-                              f"utf-8 {p.name} > fixed{p.suffix}`).") from None
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise StudioError(f"{where} is not valid JSON ({e.msg} at column {e.colno}). Fix: each "
-                              "line must be one complete JSON object; the line may be truncated: "
-                              "repair or delete it.") from None
-        if not isinstance(obj, dict):
-            raise StudioError(f"{where} is a JSON {_json_type(obj)}, not an object. Fix: each line "
-                              "must be one JSON object such as {\"messages\": [...]}.")
-        for key, value in obj.items():
-            t = _json_type(value)
-            if t == "null":
-                continue
-            seen = types.setdefault(key, (t, row))
-            if seen[0] != t and {seen[0], t} != {"integer", "number"}:
-                raise StudioError(
-                    f"{where}: column '{key}' is a {t} here but a {seen[0]} in row {seen[1]}. "
-                    "Fix: use one schema for every row (the file mixes formats).")
-
-
-def _is_single_document(p: Path) -> bool:
-    with open(p, "rb") as f:
-        lines = [ln for ln in (f.readline() for _ in range(3)) if ln.strip()]
-    return len(lines) < 2 or not lines[0].rstrip().endswith(b"}")
-
-
-def _diagnose_json_document(p: Path) -> None:
-    try:
-        with open(p, encoding="utf-8") as f:
-            obj = json.load(f)
-    except UnicodeDecodeError as e:
-        raise StudioError(f"{p}: the file is not valid UTF-8 (byte 0x{e.object[e.start]:02X}). Fix: "
-                          f"save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8 {p.name} > fixed.json`)."
-                          ) from None
-    except json.JSONDecodeError as e:
-        raise StudioError(f"{p}: invalid JSON at line {e.lineno}, column {e.colno} ({e.msg}); the "
-                          "file may be truncated. Fix: repair the file, or save the rows as JSONL "
-                          "(one object per line) so one bad row is easy to find.") from None
-    if isinstance(obj, list):
-        for row, item in enumerate(obj):
-            if not isinstance(item, dict):
-                raise StudioError(f"{p}: row {row} is a JSON {_json_type(item)}, not an object. "
-                                  "Fix: every item of the array must be an object like "
-                                  "{\"messages\": [...]}.")
-
-
-def _first_bad_utf8_line(p: Path) -> None:
-    with open(p, "rb") as f:
-        for lineno, line in enumerate(f, start=1):
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise StudioError(f"{p}: line {lineno} is not valid UTF-8 (byte 0x{line[e.start]:02X}"
-                                  f"). Fix: save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 "
-                                  f"{p.name} > fixed{p.suffix}`).") from None
-
-
-def _json_type(v) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, int):
-        return "integer"
-    if isinstance(v, float):
-        return "number"
-    if isinstance(v, str):
-        return "string"
-    return "array" if isinstance(v, list) else "object"

@@ -25,7 +25,7 @@ def _groups(ds, fmt, column_map, near: bool, near_threshold: float) -> np.ndarra
     """Group id per row: connected components of exact and near duplicate pairs."""
     from studio.data import dedup
     from studio.data.formats import FormatGuess, detect_format, resolve_columns
-    from studio.data.textview import batch_texts
+    from studio.data.textview import batch_texts, exact_checker
 
     if fmt in (None, "auto"):
         g = detect_format(ds)
@@ -50,7 +50,9 @@ def _groups(ds, fmt, column_map, near: bool, near_threshold: float) -> np.ndarra
     exact = dedup.exact_duplicates(keys, np.arange(n), eligible)
     parent = np.where(exact >= 0, exact, parent)
     if near:
-        _, pairs = dedup.near_duplicates(sigs, np.arange(n), eligible & (exact < 0), near_threshold)
+        check = exact_checker(ds, g.name, g.column_map)
+        _, pairs = dedup.near_duplicates(sigs, np.arange(n), eligible & (exact < 0),
+                                         near_threshold, check)
 
         def root(i):
             while parent[i] != i:
@@ -70,8 +72,8 @@ def _targets(n: int, ratios, counts) -> np.ndarray:
     if counts is not None:
         t = np.asarray([int(c) for c in counts] + [0] * (3 - len(counts)), dtype=np.int64)
         if (t < 0).any() or t.sum() > n:
-            raise StudioError(f"split counts {list(counts)} need {t.sum()} rows but the dataset has "
-                              f"{n}. Fix: lower the counts or use ratios.")
+            raise StudioError(f"split counts {list(counts)} need {t.sum()} rows but the dataset "
+                              f"has {n}. Fix: lower the counts or use ratios.")
         return t
     r = np.asarray([float(x) for x in ratios] + [0.0] * (3 - len(ratios)), dtype=np.float64)
     if (r < 0).any() or r.sum() <= 0:
@@ -85,7 +87,8 @@ def _targets(n: int, ratios, counts) -> np.ndarray:
 def split(path_or_ds, out_dir, ratios=(0.9, 0.1, 0.0), counts=None, seed: int = 42,
           near: bool = True, near_threshold: float = 0.8, fmt="auto", column_map=None) -> dict:
     """Write OUT/{train,validation,test}.jsonl and OUT/split.json; return the report."""
-    from studio.data.clean import raw_source, iter_records
+    from studio.data.clean import iter_records, raw_source
+    from studio.data.dedup import unique_ints
     from studio.data.files import atomic_open, write_json
     from studio.data.load import load_rows
 
@@ -93,7 +96,8 @@ def split(path_or_ds, out_dir, ratios=(0.9, 0.1, 0.0), counts=None, seed: int = 
     n = len(ds)
     targets = _targets(n, ratios, counts)
     group = _groups(ds, fmt, column_map, near, near_threshold)
-    ids, inverse, sizes = np.unique(group, return_inverse=True, return_counts=True)
+    ids, inverse = unique_ints(group, return_inverse=True)
+    sizes = np.bincount(inverse, minlength=len(ids))
     order = np.random.default_rng(seed).permutation(len(ids))
     assign_group = np.full(len(ids), -1, dtype=np.int64)
     filled = np.zeros(3, dtype=np.int64)

@@ -133,3 +133,20 @@ def _python(table, fmt, cmap):
         turns.append(len(msgs))
     return RowTexts(pa.array(full, type=pa.string()), pa.array(answer, type=pa.string()),
                     np.asarray(turns, dtype=np.int64))
+
+
+def exact_checker(ds, fmt: str, cmap: dict[str, str]):
+    """pairs -> exact word-multiset Jaccard, reading only the rows involved (5,000 at a time)."""
+    def check(pairs: np.ndarray) -> np.ndarray:
+        from studio.data.dedup import multiset_jaccard, normalize, unique_ints, word_lists
+
+        rows = unique_ints(pairs.ravel())
+        words: dict[int, list[str]] = {}
+        for s in range(0, len(rows), 5000):
+            sub = rows[s:s + 5000]
+            table = ds.select(sub).with_format("arrow")[:]
+            lists = word_lists(normalize(batch_texts(table, fmt, cmap).full)).to_pylist()
+            words.update(zip(sub.tolist(), lists))
+        return np.fromiter((multiset_jaccard(words[a], words[b]) for a, b in pairs.tolist()),
+                           dtype=np.float64, count=len(pairs))
+    return check

@@ -39,7 +39,7 @@ def _steps(step: str) -> set[str]:
 
 
 def undo(out_dir, step: str) -> dict:
-    """Put back the rows removed by `step` (and by nothing else still active). Returns the report."""
+    """Put back the rows removed by `step` (and nothing else still active); returns the report."""
     out = Path(out_dir)
     report = _read_report(out)
     return _apply(out, report, set(report.get("undone", [])) | _steps(step))

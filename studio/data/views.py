@@ -149,3 +149,21 @@ def training_path(st: dict) -> str:
     if st.get("clean_dir"):
         return str(Path(st["clean_dir"]) / "clean.jsonl")
     return st["path"]
+
+
+def dataset_stats(ds, guess, tok=None, max_length: int = 1024) -> dict:
+    """{rows, format, tokens: {p50, p95, max, counted_with}}: what the Wizard reads."""
+    from studio.data.inspection import token_lengths
+
+    t = token_lengths(ds, tok, max_length, guess, limit=20_000)
+    return {"rows": len(ds), "format": guess.name,
+            "tokens": {"p50": t["p50"], "p95": t["p95"], "max": t["max"],
+                       "counted_with": t["counted_with"]}}
+
+
+def clean_dir(st: dict) -> str:
+    from studio.errors import StudioError
+
+    if not st or not st.get("clean_dir"):
+        raise StudioError("run Clean first.")
+    return st["clean_dir"]

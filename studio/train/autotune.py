@@ -45,12 +45,21 @@ def tune_for_gpu(cfg: RunConfig, gpu_total_gib: float) -> tuple[RunConfig, list[
         t.liger = True
         notes.append("Liger kernels")
     if t.gradient_checkpointing:
-        trial = RunConfig.from_dict(cfg.to_dict())
-        trial.training.gradient_checkpointing = False
-        ok, peak = _fits(trial, gpu_total_gib)
-        if ok:
-            t.gradient_checkpointing = False
-            notes.append(f"gradient checkpointing off: fits without it (~{peak:.1f} of {gpu_total_gib:.0f} GiB)")
-        else:
-            notes.append("gradient checkpointing kept on: the run would not fit without it")
+        # Without checkpointing, try the batch as is, then smaller per-device batches with more
+        # accumulation (same effective batch): recomputation costs more than a smaller batch.
+        batch, accum = t.batch_size, t.grad_accum
+        while batch >= 1:
+            trial = RunConfig.from_dict(cfg.to_dict())
+            trial.training.gradient_checkpointing = False
+            trial.training.batch_size, trial.training.grad_accum = batch, accum
+            ok, peak = _fits(trial, gpu_total_gib)
+            if ok:
+                t.gradient_checkpointing, t.batch_size, t.grad_accum = False, batch, accum
+                notes.append(f"gradient checkpointing off (batch {batch} x {accum} accumulation): fits "
+                             f"without it (~{peak:.1f} of {gpu_total_gib:.0f} GiB)")
+                break
+            if batch == 1:
+                notes.append("gradient checkpointing kept on: the run would not fit without it")
+                break
+            batch, accum = batch // 2, accum * 2
     return cfg, notes

@@ -7,6 +7,7 @@ inside functions so that importing this module stays cheap.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -137,7 +138,9 @@ def load_model(model_path: str, cfg: RunConfig, info: dict[str, Any], reward: bo
             if reward:
                 config.num_labels = 1
             torch.manual_seed(cfg.training.seed)
-            model = cls.from_config(config, dtype=info["dtype"])
+            # Initialise straight on the GPU: an 8B random init on the CPU takes minutes.
+            with torch.device("cuda") if info["device"] == "cuda" else contextlib.nullcontext():
+                model = cls.from_config(config, dtype=info["dtype"])
         else:
             src = _random_init_folder(model_path, info["dtype"]) if cfg.model.random_init else model_path
             model = cls.from_pretrained(src, **kwargs)
@@ -215,6 +218,8 @@ def trainer_kwargs(cfg: RunConfig, run_dir: Path, info: dict[str, Any], has_eval
         include_num_input_tokens_seen="non_padding", disable_tqdm=False,
         ddp_find_unused_parameters=False,  # adapters and full models use every parameter each step
     )
+    if not _has_arg("activation_checkpointing"):  # transformers < 5.20 names it the old way
+        kw["gradient_checkpointing"] = kw.pop("activation_checkpointing")
     if t.save_steps > 0:
         kw["save_steps"] = t.save_steps
     if has_eval and t.eval_steps > 0:
@@ -228,6 +233,14 @@ def trainer_kwargs(cfg: RunConfig, run_dir: Path, info: dict[str, Any], has_eval
         else:
             kw["save_strategy"] = "epoch"
     return kw
+
+
+def _has_arg(name: str) -> bool:
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    return name in {f.name for f in dataclasses.fields(TrainingArguments)}
 
 
 def liger_available() -> bool:

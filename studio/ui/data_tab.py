@@ -43,15 +43,14 @@ def build(shared) -> None:
 
     data_dir = Path((getattr(shared, "extra", None) or {}).get("data_dir")
                     or Path(getattr(shared, "runs_root", "runs")) / "_data")
-    samples = views.sample_files(Path(getattr(shared, "assets_dir", "assets")) / "data")
+    samples = views.sample_files(Path(shared.assets_dir) / "data")
     state = gr.State({})
-    gr.Markdown("Load a dataset, check it, clean it, then press **Use for training**.")
+    stats_out = (getattr(shared, "extra", None) or {}).get("dataset_stats") or gr.State({})
     with gr.Row():
         upload = gr.File(label="Upload a file", file_types=list(views.SAMPLE_SUFFIXES),
                          type="filepath", scale=2)
         with gr.Column(scale=3):
-            path_box = gr.Textbox(label="…or a path / saved-dataset folder",
-                                  placeholder="data/my_set.jsonl")
+            path_box = gr.Textbox(label="…or a path / saved-dataset folder")
             sample = gr.Dropdown(samples, label="…or a sample dataset", value=None)
             load_btn = gr.Button("Load", variant="primary")
     summary = gr.Markdown()
@@ -66,9 +65,8 @@ def build(shared) -> None:
         with gr.Tab("Chat view"):
             with gr.Row():
                 row_no = gr.Number(0, label="Row", precision=0, minimum=0)
-                tok_box = gr.Textbox(label="Tokenizer folder (for trained/masked tokens)",
-                                     value=str(getattr(shared, "assets_dir", "assets")) +
-                                     "/demo-model")
+                tok_box = gr.Textbox(str(Path(shared.assets_dir) / "demo-model"),
+                                     label="Tokenizer folder (for trained/masked tokens)")
                 only_assistant = gr.Checkbox(True, label="Assistant-only loss")
             chat = gr.HTML()
             tokens_view = gr.HighlightedText(label="Chat template: trained vs masked (label -100)",
@@ -108,8 +106,7 @@ def build(shared) -> None:
                 split_btn = gr.Button("Split")
             split_md = gr.Markdown()
     with gr.Row():
-        use_btn = gr.Button("Use for training", variant="primary")
-        use_md = gr.Markdown()
+        use_btn, use_md = gr.Button("Use for training", variant="primary"), gr.Markdown()
 
     def _mapping_updates(fmt: str, columns: list[str], cmap: dict):
         return [gr.update(visible=f in FIELDS[fmt], choices=[""] + columns,
@@ -119,20 +116,21 @@ def build(shared) -> None:
     def on_load(up, typed, picked):
         path = up or (typed or "").strip() or picked
         if not path:
-            raise StudioError("no dataset chosen. Fix: upload a file, type a path or pick a sample.")
+            raise StudioError("no dataset chosen. Fix: upload a file, type a path or pick one.")
         ds = load_rows(views.check_readable(path, getattr(shared, "allowed_roots", [])))
         g = detect_format(ds)
         st = {"path": str(path), "columns": ds.column_names, "rows": len(ds),
               "guess": views.guess_to_state(g)}
         return [st, views.summary_markdown(path, len(ds), g), gr.update(open=g.unsure),
                 gr.update(value=g.name), views.preview_table(ds), *_show_row(st, 0, None, True),
-                _issues(st), *_mapping_updates(g.name, ds.column_names, g.column_map)]
+                _issues(st), *_mapping_updates(g.name, ds.column_names, g.column_map),
+                views.dataset_stats(ds, g)]
 
     def _issues(st):
         from studio.data.validate import validate_dataset
 
-        return views.issues_table(validate_dataset(load_rows(st["path"]), views.guess_from_state(st),
-                                                   max_issues=2000))
+        ds, g = load_rows(st["path"]), views.guess_from_state(st)
+        return views.issues_table(validate_dataset(ds, g, max_issues=2000))
 
     def _show_row(st, idx, tok, assistant_only):
         g = views.guess_from_state(st)
@@ -167,7 +165,9 @@ def build(shared) -> None:
 
         g = views.guess_from_state(st)
         tok = tok if tok and Path(tok).exists() else None
-        return views.histogram_figure(token_lengths(load_rows(st["path"]), tok, int(n or 1024), g))
+        ds = load_rows(st["path"])
+        return (views.histogram_figure(token_lengths(ds, tok, int(n or 1024), g)),
+                views.dataset_stats(ds, g, tok, int(n or 1024)))
 
     @_ui_errors
     def on_clean(st, dd, thr, pii_mode, mn, mx, lg, bl, rf, tok, progress=gr.Progress()):
@@ -189,16 +189,11 @@ def build(shared) -> None:
         return [st, views.steps_table(report), gr.update(choices=removed,
                                                          value=removed[0] if removed else None)]
 
-    def _clean_dir(st) -> str:
-        if not st or not st.get("clean_dir"):
-            raise StudioError("run Clean first.")
-        return st["clean_dir"]
-
     @_ui_errors
     def on_show(st, step):
         from studio.data.undo import read_removed
 
-        return views.removed_table(read_removed(_clean_dir(st), step or None))
+        return views.removed_table(read_removed(views.clean_dir(st), step or None))
 
     def on_undo(redo: bool):
         @_ui_errors
@@ -207,7 +202,7 @@ def build(shared) -> None:
 
             if not step:
                 raise StudioError("pick a step first.")
-            report = (U.redo if redo else U.undo)(_clean_dir(st), step)
+            report = (U.redo if redo else U.undo)(views.clean_dir(st), step)
             gr.Info(f"{'Redo' if redo else 'Undo'} {step}: {report['kept']:,} rows kept")
             return views.steps_table(report)
         return handler
@@ -231,7 +226,7 @@ def build(shared) -> None:
         return path, f"Train tab will use `{path}`"
 
     load_outputs = [state, summary, mapping_box, fmt_dd, table, chat, tokens_view, issues_df,
-                    *field_dds]
+                    *field_dds, stats_out]
     load_btn.click(on_load, [upload, path_box, sample], load_outputs)
     sample.change(on_load, [upload, path_box, sample], load_outputs)
     fmt_dd.change(lambda st, f: _mapping_updates(f, st.get("columns", []), {}) if st else
@@ -240,7 +235,7 @@ def build(shared) -> None:
     show = _ui_errors(_show_row)
     for trigger in (row_no.change, only_assistant.change):
         trigger(show, [state, row_no, tok_box, only_assistant], [chat, tokens_view])
-    hist_btn.click(on_hist, [state, tok_box, max_len], hist)
+    hist_btn.click(on_hist, [state, tok_box, max_len], [hist, stats_out])
     clean_btn.click(on_clean, [state, dedup, near_thr, pii, min_tok, max_tok, langs, blocklist,
                                refusals, tok_box], [state, steps_df, step_dd])
     show_btn.click(on_show, [state, step_dd], removed_df)
