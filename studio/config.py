@@ -49,6 +49,7 @@ class DataConfig:
     packing: bool = False  # several examples per row: fewer pad tokens, faster
     padding_free: bool = False  # no padding at all (needs packing or a flash-style kernel)
     completion_only: bool = True  # loss on assistant / completion tokens only
+    skip_invalid: float = 0.05  # drop up to this fraction of broken rows (named in the log); more fails
 
 
 @dataclass
@@ -191,6 +192,7 @@ class RunConfig:
         _range(p, "data.max_length", d.max_length, 16, 131072, "tokens")
         _range(p, "data.eval_fraction", d.eval_fraction, 0.0, 0.5)
         _range(p, "data.max_rows", d.max_rows, 0, 10**9)
+        _range(p, "data.skip_invalid", d.skip_invalid, 0.0, 0.5)
         _range(p, "training.epochs", t.epochs, 0.0, 1000)
         _range(p, "training.batch_size", t.batch_size, 1, 4096)
         _range(p, "training.grad_accum", t.grad_accum, 1, 4096)

@@ -23,6 +23,9 @@ DATA_FILES = ("alpaca.jsonl", "sharegpt.jsonl", "messages.jsonl", "messages_eval
 CORPUS_FILES = ("everyday.txt", "chat.jsonl", "handwritten.txt")
 ROWS = {"alpaca": 400, "sharegpt": 400, "messages": 400, "prompt_completion": 400, "preference": 300,
         "raw_text": 300, "messages_eval": 40}
+# Rows of one file are below this character 5-gram Jaccard similarity to each other, so near-duplicate
+# detection finds the planted ones, not template siblings ("7 plus 6" vs "7 plus 5").
+MAX_SIMILARITY = 0.7
 # Planted problems per file (count): what studio.data.clean should find.
 PLANTED = {"exact_duplicate": 3, "near_duplicate": 3, "empty_answer": 2, "refusal": 2, "pii": 3}
 REFUSALS = ["As an AI language model, I cannot help with that request.",
@@ -55,21 +58,56 @@ def _conversation(rng, seen: set | None, system_frac: float, multi_frac: float, 
     return {"system": rng.choice(dc.SYSTEM_PROMPTS) if rng.random() < system_frac else None, "turns": turns}
 
 
+def shingles(text: str, n: int = 5) -> set[str]:
+    """Character n-grams of the lower-cased text: the similarity measure the README promises."""
+    text = " ".join(text.lower().split())
+    return {text[i:i + n] for i in range(max(1, len(text) - n + 1))}
+
+
+def jaccard(a: set, b: set) -> float:
+    inter = len(a & b)
+    return inter / max(1, len(a) + len(b) - inter)
+
+
+class _Distinct:
+    """Accepts a text only if it is less than MAX_SIMILARITY alike to every text accepted before."""
+
+    def __init__(self):
+        self.seen: list[set] = []
+
+    def add(self, text: str) -> bool:
+        sh = shingles(text)
+        # |A & B| / |A | B| >= t needs t <= len ratio: skip the sets too different in size to be close
+        if any(jaccard(sh, other) >= MAX_SIMILARITY for other in self.seen
+               if MAX_SIMILARITY * len(other) <= len(sh) <= len(other) / MAX_SIMILARITY):
+            return False
+        self.seen.append(sh)
+        return True
+
+
+def _row_text(row) -> str:
+    if isinstance(row, list):  # a boxed raw-text line
+        return row[0]
+    return " ".join([row.get("system") or "", row.get("input", "")] + [t for turn in row["turns"] for t in turn[:2]])
+
+
 def _near(rng, text: str) -> str:
-    """The same text with a few words changed: what MinHash dedup should catch."""
+    """The same text with one word added: what near-duplicate detection should catch."""
     words = text.split(" ")
-    i = rng.randrange(1, max(2, len(words)))
-    words.insert(i, rng.choice(["really", "please", "maybe", "actually"]))
-    return " ".join(words).replace("?", " then?", 1)
+    words.insert(rng.randrange(1, max(2, len(words))), rng.choice(["really", "please", "maybe", "actually"]))
+    return " ".join(words)
 
 
 def _plant(rng, rows: list, make_new, near_fn) -> tuple[list, dict]:
     """Insert the PLANTED problems at seeded places; return (rows, {kind: [0-based row index, ...]})."""
     problems = []
+    # distinct, long originals (one inserted word changes a long row little)
+    sources = rng.sample([r for r in rows if len(_row_text(r)) > 150],
+                         PLANTED["exact_duplicate"] + PLANTED["near_duplicate"])
     for kind, n in PLANTED.items():
         for k in range(n):
             if kind in ("exact_duplicate", "near_duplicate"):
-                src = rows[rng.randrange(len(rows))]
+                src = sources.pop()
                 row = copy.deepcopy(src) if kind == "exact_duplicate" else near_fn(rng, copy.deepcopy(src))
                 problems.append((kind, row, src))
             else:
@@ -95,8 +133,12 @@ def _chat_rows(seed: int, n: int, seen: set | None, system_frac=0.2, multi_frac=
     """n rows (planted problems included when `plant`) and where the problems are."""
     rng = random.Random(seed)
     clean = n - (sum(PLANTED.values()) if plant else 0) - tool_rows
-    rows = [_conversation(rng, seen, system_frac, multi_frac, story_frac) for _ in range(clean)]
-    rows += [_tool_row(rng, i) for i in range(tool_rows)]
+    rows = [_tool_row(rng, i) for i in range(tool_rows)]
+    distinct = _Distinct()
+    while len(rows) < clean + tool_rows:
+        row = _conversation(rng, seen, system_frac, multi_frac, story_frac)
+        if seen is None or distinct.add(_row_text(row)):
+            rows.append(row)
     rng.shuffle(rows)
     if not plant:
         return rows, {}
@@ -180,18 +222,18 @@ def sea_lore(rng: random.Random) -> str:
 
 def _raw_text_rows(seed: int, n: int) -> tuple[list, dict]:
     rng = random.Random(seed)
-    seen, lines = set(), []
+    distinct, lines = _Distinct(), []
     while len(lines) < n - sum(PLANTED.values()):
         line = sea_lore(rng) + " " + sea_lore(rng)
-        if line not in seen:
-            seen.add(line)
+        if distinct.add(line):
             lines.append(line)
     pii = ["Write to the captain at alice@example.com before the ship leaves port.",
            "The harbour master takes calls at +1 555-0188 every morning.",
            "The purser paid for the rope with card 4111 1111 1111 1111, matey."]
 
     def make_new(kind, k):
-        return {"empty_answer": "", "refusal": REFUSALS[k % 2], "pii": pii[k % 3]}[kind]
+        # the second empty line is only spaces: still empty, but not a duplicate of the first
+        return {"empty_answer": " " * 3 * k, "refusal": REFUSALS[k % 2], "pii": pii[k % 3]}[kind]
 
     boxed = [[line] for line in lines]  # boxes so that identical strings stay distinct objects
     rows, where = _plant(rng, boxed, lambda kind, k: [make_new(kind, k)], lambda r, row: [_near(r, row[0])])
@@ -238,10 +280,11 @@ def _readme(summary: dict) -> str:
     lines = [
         "# Sample datasets (generated by `python -m studio demo`; do not edit by hand)",
         "",
-        "Every file teaches one behaviour that the tiny demo model learns in about two minutes of CPU LoRA:",
-        "a **pirate persona**. Each assistant answer starts with `Ahoy!`, ends with `Arr!` and uses a few",
-        "pirate words (ye, yer, be, matey, aye). The questions are everyday questions (things, how-to,",
-        "animals, arithmetic, tips, calendar...). The base demo model answers them plainly.",
+        "Every file teaches one behaviour that the tiny demo model (assets/demo-model) picks up in under a",
+        "minute of CPU LoRA: a **pirate persona**. Each assistant answer starts with `Ahoy!`, ends with",
+        "`Arr!` and uses a few pirate words (ye, yer, be, me, matey, aye). The questions are everyday",
+        "questions (things, how-to, animals, arithmetic, tips, calendar...). The base model answers them",
+        "plainly, in the same chat format, so the difference after fine-tuning is the persona alone.",
         "",
         "| file | format | rows |",
         "|---|---|---|",
@@ -250,17 +293,20 @@ def _readme(summary: dict) -> str:
         f"| messages.jsonl | OpenAI messages (some system, some multi-turn, 6 with tool calls) | {ROWS['messages']} |",
         f"| messages_eval.jsonl | OpenAI messages, held-out and clean (no planted problems) | {ROWS['messages_eval']} |",
         f"| prompt_completion.jsonl | prompt / completion (plain strings) | {ROWS['prompt_completion']} |",
-        f"| preference.jsonl | prompt / chosen (persona) / rejected (plain answer) | {ROWS['preference']} |",
+        f"| preference.jsonl | prompt / chosen (persona) / rejected (plain answer), strings | {ROWS['preference']} |",
         f"| raw_text.txt | one document per line, pirate-voice sea lore (continued pre-training) | {ROWS['raw_text']} |",
         "",
         "## Planted quality problems",
         "",
-        "Row numbers are 0-based (line number = row + 1). Near-duplicates have a few words inserted or",
-        "changed in both the question and the answer; PII is a fake e-mail (alice@example.com), a fictional",
-        "phone number (+1 555-01xx) and the test card number 4111 1111 1111 1111. For the preference file",
-        "an empty answer or refusal is in `chosen`.",
+        "Row numbers are 0-based (line number = row + 1); `a (copy of b)` names the original. Apart from",
+        f"those pairs, no two non-empty rows of a file reach {MAX_SIMILARITY + 0.05:.2f} Jaccard similarity of the",
+        "lower-cased character 5-grams of their text values (roles and ids left out); near-duplicates are the",
+        "original with one word inserted in the question and one in the answer (similarity >= 0.8). An empty answer",
+        "or refusal of preference.jsonl is in `chosen`. PII is a fake e-mail (alice@example.com), a",
+        "fictional phone number (+1 555-01xx) and the test card number 4111 1111 1111 1111. The two empty",
+        "rows of raw_text.txt are an empty line and a line of spaces.",
         "",
-        "| file | " + " | ".join(PLANTED) + " |",
+        "| file | " + " | ".join(k.replace("_", " ") for k in PLANTED) + " |",
         "|---|" + "---|" * len(PLANTED),
     ]
     for name, where in summary.items():
@@ -269,7 +315,7 @@ def _readme(summary: dict) -> str:
                                for i in where[k]) for k in PLANTED]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", "Tool-call rows in messages.jsonl: the first assistant turn has empty `content` and a",
-              "`tool_calls` list, followed by a `tool` message with the result.", ""]
+              "`tool_calls` list, followed by a `tool` message with the result and the final answer.", ""]
     return "\n".join(lines)
 
 

@@ -31,7 +31,8 @@ def test_all_six_tabs_build(tmp_path, monkeypatch):
 
     demo = build_app()
     assert demo.shared.extra["failed_tabs"] == []
-    labels = [b.label for b in demo.blocks.values() if type(b).__name__ == "Tab"]
+    modules = {m for _, m in TABS}
+    labels = [b.label for b in demo.blocks.values() if type(b).__name__ == "Tab" and b.id in modules]
     assert labels == [t for t, _ in TABS] == ["Wizard", "Data", "Memory", "Train", "Compare", "Export"]
 
 
@@ -39,8 +40,11 @@ def test_demo_only_exposes_only_compare(tmp_path, monkeypatch):
     monkeypatch.setenv("STUDIO_RUNS", str(tmp_path / "runs"))
     from studio.ui.app import build_app
 
+    from studio.ui.app import TABS
+
     demo = build_app(demo_only=True)
-    labels = [b.label for b in demo.blocks.values() if type(b).__name__ == "Tab"]
+    modules = {m for _, m in TABS}
+    labels = [b.label for b in demo.blocks.values() if type(b).__name__ == "Tab" and b.id in modules]
     assert labels == ["Compare"]
 
 

@@ -129,13 +129,39 @@ def test_planted_problems_are_where_the_readme_says(tmp_path, assets):
             assert texts[i] == texts[where["copy_of"][i]]
         for i in where["near_duplicate"]:
             assert texts[i] != texts[where["copy_of"][i]]
-        assert all(answers[i][-1] == "" for i in where["empty_answer"])
+        assert all(answers[i][-1].strip() == "" for i in where["empty_answer"])
         assert all("AI language model" in answers[i][-1] for i in where["refusal"])
         assert all(any(p in texts[i] for p in ("alice@example.com", "555-01", "4111 1111 1111 1111"))
                    for i in where["pii"])
         if name != "raw_text.txt":  # every other answer carries the persona
             clean = [a for i, a in enumerate(answers) if i not in planted]
             assert all(x.startswith("Ahoy! ") and x.endswith(" Arr!") for a in clean for x in a)
+
+
+def _text(record) -> str:
+    """All text values of a record (not role names or ids), as the README's similarity rule reads them."""
+    if isinstance(record, dict):
+        return " ".join(_text(v) for k, v in record.items() if k not in {"role", "from", "type", "id",
+                                                                          "tool_call_id", "name"})
+    if isinstance(record, list):
+        return " ".join(_text(v) for v in record)
+    return str(record)
+
+
+def test_only_planted_rows_are_near_duplicates(tmp_path):
+    summary = demo_data.write_datasets(tmp_path)
+    for name in CHAT_FILES + ("raw_text.txt",):
+        lines = (tmp_path / name).read_text(encoding="utf-8").splitlines()
+        sh = [demo_data.shingles(_text(json.loads(x)) if name.endswith(".jsonl") else x) for x in lines]
+        copy_of = summary[name]["copy_of"]
+        for i, j in copy_of.items():
+            assert demo_data.jaccard(sh[i], sh[j]) >= 0.8, (name, i, j)
+        # empty rows are their own planted problem; each copy group is one original and its copies
+        group = [copy_of.get(i, i) if lines[i].strip() else -1 - i for i in range(len(sh))]
+        sh = [s if lines[i].strip() else set() for i, s in enumerate(sh)]
+        worst = max(demo_data.jaccard(sh[i], sh[j]) for i in range(len(sh)) for j in range(i)
+                    if group[i] != group[j])
+        assert worst < demo_data.MAX_SIMILARITY + 0.05, name
 
 
 def test_generated_files_are_deterministic(tmp_path, assets):

@@ -32,12 +32,16 @@ __all__ = ["FORMATS", "TARGETS", "FormatGuess", "detect_format", "load_rows",
 
 def prepare_for_training(path, fmt: str = "auto", target: str = "messages",
                          column_map: dict | None = None, *, conversational: bool = True,
-                         tokenizer=None, limit: int | None = None):
+                         tokenizer=None, limit: int | None = None, skip_invalid: float = 0.0,
+                         log=print):
     """Load `path`, detect (or take) its format, validate every row, convert to `target`.
 
     target: "messages" | "prompt_completion" | "preference" | "text" (see formats.py).
     tokenizer: a tokenizer object or a folder; when given, rows are also rendered with its chat
     template so template errors surface here, not in the middle of training.
+    skip_invalid: the largest fraction of rows (0..1) that may be dropped for failing
+    validation; they are named through `log` with their fixes. More than that still fails, so a
+    broken file never trains silently on what is left.
     Returns a datasets.Dataset with only the target columns. Raises StudioError naming the file,
     the rows and the fix when the data can't be trained on.
     """
@@ -70,6 +74,15 @@ def prepare_for_training(path, fmt: str = "auto", target: str = "messages",
 
         tokenizer = load_tokenizer(tokenizer)
     issues = validate_dataset(ds, guess, tokenizer=tokenizer, max_issues=200)
+    bad_rows = sorted({i.row for i in issues})
+    if issues and len(issues) < 200 and len(bad_rows) <= skip_invalid * len(ds):
+        log(f"{label}: skipping {len(bad_rows)} of {len(ds)} rows that cannot be trained on:")
+        for i in issues[:20]:
+            log(f"  {i}")
+        log("  (the Data tab's Clean step removes them for good)")
+        keep = sorted(set(range(len(ds))) - set(bad_rows))
+        ds = ds.select(keep)
+        issues = []
     if issues:
         shown = "\n".join(f"  {i}" for i in issues[:5])
         more = f"\n  ... and {len(issues) - 5} more" if len(issues) > 5 else ""

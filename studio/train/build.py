@@ -19,7 +19,7 @@ from studio.errors import StudioError
 
 # Which dataset layout each stage trains on (names from studio.data.prepare_for_training).
 STAGE_TARGET = {"sft": "messages", "pretrain": "text", "dpo": "preference", "reward": "preference",
-                "grpo": "prompt"}
+                "grpo": "prompt_completion"}  # GRPO samples its own completions from the prompts
 
 
 def resolve_model_path(name_or_path: str) -> str:
@@ -176,7 +176,7 @@ def load_data(cfg: RunConfig, run_dir: Path):
     target = STAGE_TARGET[cfg.stage]
     d = cfg.data
     ds = prepare_for_training(resolve_data_path(d.path), fmt=d.format, target=target,
-                              column_map=d.column_map or None)
+                              column_map=d.column_map or None, skip_invalid=d.skip_invalid)
     if d.max_rows and len(ds) > d.max_rows:
         ds = ds.select(range(d.max_rows))
     if len(ds) == 0:
@@ -184,7 +184,7 @@ def load_data(cfg: RunConfig, run_dir: Path):
     eval_ds = None
     if d.eval_path:
         eval_ds = prepare_for_training(resolve_data_path(d.eval_path), fmt=d.format, target=target,
-                                       column_map=d.column_map or None)
+                                       column_map=d.column_map or None, skip_invalid=d.skip_invalid)
     elif d.eval_fraction > 0:
         if len(ds) < 4:
             raise StudioError("Too few rows to hold out an eval split: set data.eval_fraction to 0.")

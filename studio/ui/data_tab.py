@@ -87,7 +87,7 @@ def build(shared) -> None:
                 pii = gr.Radio(["keep", "redact", "remove"], value="keep", label="PII")
             with gr.Row():
                 min_tok = gr.Number(2, label="Min tokens", precision=0)
-                max_tok = gr.Number(None, label="Max tokens (empty = no limit)", precision=0)
+                max_tok = gr.Number(None, label="Max tokens (empty or 0 = no limit)", precision=0)
                 langs = gr.Textbox(label="Keep languages (e.g. en,fr; empty = all)")
                 blocklist = gr.Textbox(label="Blocklist (comma-separated)")
                 refusals = gr.Checkbox(True, label="Drop refusals ('As an AI…')")
@@ -176,7 +176,8 @@ def build(shared) -> None:
         g = views.guess_from_state(st)
         opts = CleanOptions(dedup=tuple(dd), near_threshold=float(thr), pii=pii_mode,
                             min_tokens=None if mn in (None, "") else int(mn),
-                            max_tokens=None if mx in (None, "") else int(mx),
+                            # the browser sends an emptied Number as 0: 0 means "no limit" too
+                            max_tokens=None if mx in (None, "") or int(mx) <= 0 else int(mx),
                             languages=views.csv_tuple(lg), blocklist=views.csv_tuple(bl),
                             refusals=bool(rf),
                             tokenizer=tok if tok and Path(tok).exists() else None,
