@@ -218,6 +218,11 @@ def trainer_kwargs(cfg: RunConfig, run_dir: Path, info: dict[str, Any], has_eval
         include_num_input_tokens_seen="non_padding", disable_tqdm=False,
         ddp_find_unused_parameters=False,  # adapters and full models use every parameter each step
     )
+    # Trackers: the run folder's name names the run; trackio stays local (no Space) and groups
+    # every studio run in one project, so `trackio show --project fine-tune-studio` compares them.
+    kw["run_name"] = run_dir.name
+    if _has_arg("project"):
+        kw["project"] = "fine-tune-studio"
     if not _has_arg("activation_checkpointing"):  # transformers < 5.20 names it the old way
         kw["gradient_checkpointing"] = kw.pop("activation_checkpointing")
     if t.save_steps > 0:
