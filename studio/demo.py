@@ -87,9 +87,9 @@ def _token_blocks(tok, docs: list[str], chats: list[list[dict]], seq: int, seed:
     ids_list = tok([t for t, _ in texts], add_special_tokens=False)["input_ids"]
     stream: list[int] = []
     labels: list[int] = []
-    for ids, is_chat in zip(ids_list, texts):
+    for ids, (_, is_chat) in zip(ids_list, texts):
         lab = list(ids)
-        if is_chat[1] and answer_only:
+        if is_chat and answer_only:
             lab, inside, i = [-100] * len(ids), False, 0
             while i < len(ids):
                 if not inside and ids[i:i + len(header)] == header:
@@ -102,7 +102,10 @@ def _token_blocks(tok, docs: list[str], chats: list[list[dict]], seq: int, seed:
         stream += ids + [eot]
         labels += lab + [eot]
     n = len(stream) // seq
-    as_blocks = lambda xs: torch.tensor(xs[: n * seq]).view(n, seq)  # noqa: E731
+
+    def as_blocks(xs: list[int]):
+        return torch.tensor(xs[: n * seq]).view(n, seq)
+
     return as_blocks(stream), as_blocks(labels), len(stream)
 
 
@@ -120,7 +123,8 @@ def _loss(model, input_ids, labels):
     return F.cross_entropy(model.lm_head(hidden[keep]), target[keep])
 
 
-def pretrain(model, blocks, labels, steps: int, batch: int, lr: float, warmup: int, seed: int, log=print) -> list[float]:
+def pretrain(model, blocks, labels, steps: int, batch: int, lr: float, warmup: int, seed: int,
+             log=print) -> list[float]:
     """Plain next-token pre-training: AdamW, linear warmup then cosine to lr/10, seeded batch order."""
     import math
 
@@ -202,7 +206,8 @@ def _build_model(corpus_dir: Path, model_dir: Path, seed: int, quick: bool, log=
     model.generation_config.pad_token_id = tok.pad_token_id
     model.generation_config.max_new_tokens = 64  # answers are 1-3 sentences; the default cap is 20 tokens
     samples = dict(zip(SAMPLE_QUESTIONS, generate_answers(model, tok, SAMPLE_QUESTIONS)))
-    info = {"version": BUILD_VERSION, "seed": seed, "quick": quick, "params": sum(p.numel() for p in model.parameters()),
+    n_params = sum(p.numel() for p in model.parameters())
+    info = {"version": BUILD_VERSION, "seed": seed, "quick": quick, "params": n_params,
             "pretrain": {**PRETRAIN, "steps": steps, "corpus_tokens": n_tokens, "first_loss": round(losses[0], 4),
                          "final_loss": round(sum(losses[-10:]) / len(losses[-10:]), 4)},
             "build_seconds": None, "base_samples": samples}
@@ -213,7 +218,12 @@ def _build_model(corpus_dir: Path, model_dir: Path, seed: int, quick: bool, log=
     info["build_seconds"] = round(time.time() - t0, 1)
     (tmp / "studio_demo.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     shutil.rmtree(model_dir, ignore_errors=True)
-    os.replace(tmp, model_dir)  # atomic: a reader never sees a half-written model folder
+    try:
+        os.replace(tmp, model_dir)  # atomic: a reader never sees a half-written model folder
+    except OSError:
+        if not demo_is_built(model_dir):  # not a concurrent build that finished first: a real error
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
     return info
 
 

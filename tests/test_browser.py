@@ -240,7 +240,7 @@ def test_journey(app, browser):
     kept = int(re.search(r"Kept (\d+) of 400", page.get_by_text(re.compile(r"Kept \d+ of 400 rows"))
                          .first.inner_text()).group(1))
     assert 350 < kept < 400  # the sample has ~20 planted problems (assets/data/README.md)
-    steps = data.get_by_role("table").filter(has_text="exact_duplicate").first
+    steps = data.get_by_role("grid").filter(has_text="exact_duplicate").first
     expect(steps).to_contain_text("near_duplicate")
     data.get_by_role("button", name="Use for training").click()
     used = data.get_by_text("Train tab will use")

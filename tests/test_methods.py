@@ -138,9 +138,9 @@ def test_rule_rewards_score_completions():
 
 
 def test_tracking_to_tensorboard_and_trackio(tiny_model_dir, data_dir, runs_root, monkeypatch, tmp_path):
+    monkeypatch.setenv("TRACKIO_DIR", str(tmp_path / "hf"))  # read when trackio is first imported
     pytest.importorskip("tensorboard")
     pytest.importorskip("trackio")
-    monkeypatch.setenv("TRACKIO_DIR", str(tmp_path / "hf"))  # where trackio keeps its local database
     run_dir, _, _ = run({"model": {"name_or_path": str(tiny_model_dir)}, "data": {"path": str(data_dir / "chat.jsonl")},
                          "training": {"report_to": ["tensorboard", "trackio"], "max_steps": 2}}, runs_root)
     assert list(run_dir.glob("checkpoints/runs/*/events.out.tfevents.*"))
