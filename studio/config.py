@@ -93,6 +93,7 @@ class TrainingSettings:
     num_gpus: int = 1
     distributed: str = "ddp"
     use_cpu: bool = False  # force CPU even where a GPU exists
+    auto_tune: bool = True  # on a GPU, let the studio pick the fastest settings that fit (see autotune.py)
 
 
 @dataclass

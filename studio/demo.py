@@ -192,7 +192,7 @@ def _build_model(corpus_dir: Path, model_dir: Path, seed: int, quick: bool, log=
     torch.manual_seed(seed)
     model = LlamaForCausalLM(cfg)
     steps = QUICK_STEPS if quick else PRETRAIN["steps"]
-    # One thread: the same weights on every machine (float sums depend on the thread split), and on a
+    # One thread: the same weights on every run (float sums depend on the thread split), and on a
     # busy 2-core box a second thread waiting for a core made each step ~10x slower (measured).
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -145,3 +145,28 @@ def test_tracking_to_tensorboard_and_trackio(tiny_model_dir, data_dir, runs_root
                          "training": {"report_to": ["tensorboard", "trackio"], "max_steps": 2}}, runs_root)
     assert list(run_dir.glob("checkpoints/runs/*/events.out.tfevents.*"))
     assert list((tmp_path / "hf").rglob("fine-tune-studio*.db"))
+
+
+def test_eval_split_early_stopping_and_best_checkpoints(tiny_model_dir, data_dir, runs_root):
+    run_dir, st, rows = run({"model": {"name_or_path": str(tiny_model_dir)},
+                             "data": {"path": str(data_dir / "chat.jsonl"), "eval_fraction": 0.25},
+                             "training": {"max_steps": 8, "eval_steps": 2, "early_stopping_patience": 2,
+                                          "save_total_limit": 2, "learning_rate": 1e-2}}, runs_root)
+    evals = [r for r in runs.read_metrics(run_dir) if "eval_loss" in r]
+    assert len(evals) >= 2
+    assert len(list((run_dir / "checkpoints").glob("checkpoint-*"))) <= 2
+    assert sum(1 for _ in open(run_dir / "eval.jsonl")) == 12  # 25% of 48 rows held out
+
+
+def test_autotune_turns_gc_off_when_it_fits_and_keeps_it_when_not():
+    from studio.train.autotune import tune_for_gpu
+
+    cfg = RunConfig.from_dict({"model": {"name_or_path": "qwen2.5-0.5b"},
+                               "data": {"max_length": 1024},
+                               "training": {"gradient_checkpointing": True, "batch_size": 4}})
+    tuned, notes = tune_for_gpu(cfg, 80.0)
+    assert not tuned.training.gradient_checkpointing and tuned.data.packing and tuned.data.padding_free
+    assert tuned.training.precision == "bf16" and any("checkpointing off" in n for n in notes)
+    big = RunConfig.from_dict({**cfg.to_dict(), "model": {"name_or_path": "llama-3.1-70b"}})
+    tuned, notes = tune_for_gpu(big, 80.0)
+    assert tuned.training.gradient_checkpointing and any("kept on" in n for n in notes)

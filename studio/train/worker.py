@@ -123,6 +123,15 @@ def run_stages(run_dir: Path, cfg: RunConfig, resume: bool) -> dict:
         if scfg.stage == "grpo" and not scfg.training.reward and reward_path:
             scfg.training.reward = reward_path
         info = build.device_info(scfg)
+        if scfg.training.auto_tune and info["device"] == "cuda":
+            import torch
+
+            from studio.train.autotune import tune_for_gpu
+
+            scfg, notes = tune_for_gpu(scfg, torch.cuda.mem_get_info()[1] / GIB)
+            info = build.device_info(scfg)
+            print("Settings picked for this GPU: " + ("; ".join(notes) or "already optimal"), flush=True)
+            update_status(run_dir, tuned=notes)
         print(f"== Stage {i + 1}/{len(cfgs)}: {scfg.stage} with {scfg.adapter} on {info['device']} "
               f"({info['precision']}), starting from {model_path}", flush=True)
         update_status(run_dir, stage=scfg.stage, stage_index=i, n_stages=len(cfgs),
