@@ -199,13 +199,13 @@ def _build_model(corpus_dir: Path, model_dir: Path, seed: int, quick: bool, log=
     try:
         losses = pretrain(model, blocks, labels, steps, PRETRAIN["batch"], PRETRAIN["lr"], PRETRAIN["warmup"], seed,
                           log)
+        # stop at the end of a turn, and also at a document end if the model ever produces one
+        model.generation_config.eos_token_id = [tok.eos_token_id, tok.pad_token_id]
+        model.generation_config.pad_token_id = tok.pad_token_id
+        model.generation_config.max_new_tokens = 64  # answers are 1-3 sentences; the default cap is 20 tokens
+        samples = dict(zip(SAMPLE_QUESTIONS, generate_answers(model, tok, SAMPLE_QUESTIONS)))
     finally:
         torch.set_num_threads(threads)
-    # stop at the end of a turn, and also at a document end if the model ever produces one
-    model.generation_config.eos_token_id = [tok.eos_token_id, tok.pad_token_id]
-    model.generation_config.pad_token_id = tok.pad_token_id
-    model.generation_config.max_new_tokens = 64  # answers are 1-3 sentences; the default cap is 20 tokens
-    samples = dict(zip(SAMPLE_QUESTIONS, generate_answers(model, tok, SAMPLE_QUESTIONS)))
     n_params = sum(p.numel() for p in model.parameters())
     info = {"version": BUILD_VERSION, "seed": seed, "quick": quick, "params": n_params,
             "pretrain": {**PRETRAIN, "steps": steps, "corpus_tokens": n_tokens, "first_loss": round(losses[0], 4),

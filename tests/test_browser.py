@@ -284,8 +284,9 @@ def test_journey(app, browser):
     dismiss_toasts(page)
     shot(page, "train")
 
-    # 5. Compare: the run just trained is picked; both sides stream an answer.
+    # 5. Compare: pick the run just trained (Refresh lists runs with weights); both sides stream.
     cmp_ = open_tab(page, "Compare")
+    cmp_.get_by_role("button", name="Refresh runs").click()
     expect(cmp_.get_by_label("Fine-tuned run")).to_have_value(re.compile(run_dir.name))
     (base, tuned), states = send_and_watch(page, cmp_, PROMPT)
     assert base and tuned and base != tuned

@@ -25,6 +25,15 @@ def assets(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def regenerated(tmp_path_factory) -> tuple[Path, dict]:
+    """A second, independent generation of the datasets and corpus (same seed), and its summary."""
+    root = tmp_path_factory.mktemp("again")
+    summary = demo_data.write_datasets(root / "data")
+    demo_data.write_corpus(root / "corpus")
+    return root, summary
+
+
+@pytest.fixture(scope="module")
 def tok(assets):
     from transformers import AutoTokenizer
 
@@ -110,8 +119,8 @@ def test_datasets_have_expected_fields_and_rows(assets):
     assert not set(eval_answers) & train_answers
 
 
-def test_planted_problems_are_where_the_readme_says(tmp_path, assets):
-    summary = demo_data.write_datasets(tmp_path)
+def test_planted_problems_are_where_the_readme_says(regenerated, assets):
+    summary = regenerated[1]
     readme = (assets / "data" / "README.md").read_text()
     for name in CHAT_FILES + ("raw_text.txt",):
         where = summary[name]
@@ -148,10 +157,10 @@ def _text(record) -> str:
     return str(record)
 
 
-def test_only_planted_rows_are_near_duplicates(tmp_path):
-    summary = demo_data.write_datasets(tmp_path)
+def test_only_planted_rows_are_near_duplicates(regenerated):
+    root, summary = regenerated
     for name in CHAT_FILES + ("raw_text.txt",):
-        lines = (tmp_path / name).read_text(encoding="utf-8").splitlines()
+        lines = (root / "data" / name).read_text(encoding="utf-8").splitlines()
         sh = [demo_data.shingles(_text(json.loads(x)) if name.endswith(".jsonl") else x) for x in lines]
         copy_of = summary[name]["copy_of"]
         for i, j in copy_of.items():
@@ -164,28 +173,25 @@ def test_only_planted_rows_are_near_duplicates(tmp_path):
         assert worst < demo_data.MAX_SIMILARITY + 0.05, name
 
 
-def test_generated_files_are_deterministic(tmp_path, assets):
-    demo_data.write_datasets(tmp_path / "data")
-    demo_data.write_corpus(tmp_path / "corpus")
+def test_generated_files_are_deterministic(regenerated, assets, tmp_path):
+    root = regenerated[0]
     for sub, names in (("data", demo_data.DATA_FILES), ("corpus", demo_data.CORPUS_FILES)):
         for name in names:
-            assert (tmp_path / sub / name).read_bytes() == (assets / sub / name).read_bytes(), name
+            assert (root / sub / name).read_bytes() == (assets / sub / name).read_bytes(), name
     demo_data.write_datasets(tmp_path / "other", seed=7)
     assert (tmp_path / "other" / "messages.jsonl").read_bytes() != (assets / "data" / "messages.jsonl").read_bytes()
 
 
-def test_shipped_assets_match_the_generator(tmp_path):
+def test_shipped_assets_match_the_generator(regenerated):
     """The committed assets/data and assets/corpus are what `python -m studio demo` writes."""
     from studio.paths import REPO_ROOT
 
-    shipped = REPO_ROOT / "assets"
+    root, shipped = regenerated[0], REPO_ROOT / "assets"
     if not (shipped / "data" / "messages.jsonl").exists():
         pytest.skip("assets/data not generated yet: run python -m studio demo")
-    demo_data.write_datasets(tmp_path / "data")
-    demo_data.write_corpus(tmp_path / "corpus")
     for sub, names in (("data", demo_data.DATA_FILES), ("corpus", demo_data.CORPUS_FILES)):
         for name in names:
-            assert (tmp_path / sub / name).read_bytes() == (shipped / sub / name).read_bytes(), name
+            assert (root / sub / name).read_bytes() == (shipped / sub / name).read_bytes(), name
     assert sum(p.stat().st_size for p in (shipped / "corpus").iterdir()) < 2 * 1024 * 1024
 
 

@@ -137,13 +137,13 @@ def build(shared) -> None:
     def on_start(yaml_text, nm, stg, adp, *values):
         try:
             cfg = config_from_form(yaml_text, nm, stg, adp, *values).check()
+            busy = runs.active_run(shared.runs_root)  # looked up before this run exists (newest wins)
             run_dir = runs.create_run(cfg, shared.runs_root)
             runs.start(run_dir)
         except StudioError as e:
             raise gr.Error(str(e), duration=None)
-        busy = runs.active_run(shared.runs_root)
-        if busy and busy != str(run_dir):
-            gr.Info("Another run is training; this one waits in the queue and starts after it.")
+        if busy:
+            gr.Info(f"Another run ({Path(busy).name}) is training; this one waits in the queue and starts after it.")
         return gr.update(choices=_choices(), value=str(run_dir)), str(run_dir)
 
     def on_stop(run_dir):
