@@ -229,10 +229,22 @@ def stop(run_dir: str | Path, grace_s: float = 15.0) -> dict[str, Any]:
     return st
 
 
+def _complete(ckpt: Path) -> bool:
+    """The trainer writes trainer_state.json last; a worker killed mid-save leaves a checkpoint
+    without it (or with a truncated one), which must not be resumed from."""
+    try:
+        json.loads((ckpt / "trainer_state.json").read_text())
+        return True
+    except (OSError, ValueError):
+        return False
+
+
 def last_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest complete checkpoint of the current stage, or None."""
     ckpts = sorted((Path(run_dir) / "checkpoints").glob("checkpoint-*"),
                    key=lambda p: int(p.name.split("-")[-1]) if p.name.split("-")[-1].isdigit() else -1)
-    return ckpts[-1] if ckpts else None
+    complete = [c for c in ckpts if _complete(c)]
+    return complete[-1] if complete else None
 
 
 def resume(run_dir: str | Path) -> subprocess.Popen:

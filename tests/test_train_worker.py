@@ -131,18 +131,29 @@ def test_kill_9_marks_failed_with_log_tail_then_resume(tiny_model_dir, chat_file
 
 @pytest.mark.slow
 def test_second_run_waits_in_the_queue(tiny_model_dir, chat_file, runs_root):
-    first = runs.create_run(make_cfg(tiny_model_dir, chat_file, max_steps=30), runs_root)
+    first = runs.create_run(make_cfg(tiny_model_dir, chat_file, max_steps=100000), runs_root)
     p1 = runs.start(first)
     wait_for(lambda: runs.read_status(first).get("state") == "running")
     second = runs.create_run(make_cfg(tiny_model_dir, chat_file, max_steps=2), runs_root)
     p2 = runs.start(second)
-    time.sleep(8)  # long enough for the second worker to import and reach the lock
+    # The second worker imports, reaches the lock and says it waits.
+    wait_for(lambda: "waits in the queue" in (second / "stdout.log").read_text(errors="replace"))
     assert runs.status(first)["state"] == "running"
     assert runs.status(second)["state"] == "queued"
-    assert p1.wait(timeout=240) == 0 and p2.wait(timeout=240) == 0
+    assert runs.stop(first)["state"] == "stopped"
+    assert p2.wait(timeout=240) == 0
     s1, s2 = runs.status(first), runs.status(second)
-    assert s1["state"] == s2["state"] == "done"
+    assert s2["state"] == "done"
     assert s2["started"] >= s1["ended"]
+
+
+def test_half_written_checkpoint_is_not_resumed_from(tmp_path):
+    (tmp_path / "checkpoints" / "checkpoint-4").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "checkpoint-4" / "trainer_state.json").write_text("{}")
+    (tmp_path / "checkpoints" / "checkpoint-6").mkdir()  # killed before trainer_state.json
+    (tmp_path / "checkpoints" / "checkpoint-10").mkdir()
+    (tmp_path / "checkpoints" / "checkpoint-10" / "trainer_state.json").write_text('{"global_st')
+    assert runs.last_checkpoint(tmp_path).name == "checkpoint-4"
 
 
 def test_missing_model_fails_with_a_clear_message(chat_file, runs_root, tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import tempfile
 import traceback
 from pathlib import Path
@@ -33,7 +34,10 @@ INTRO = (
 
 
 def build_app(demo_only: bool = False, extra_roots: list[str] | None = None) -> gr.Blocks:
-    roots = paths.allowed_roots(extra_roots) + [Path(tempfile.gettempdir()).resolve()]
+    # Uploads land in gradio's upload folder (GRADIO_TEMP_DIR, default TMP/gradio): readable, but
+    # not the rest of the temp dir, which other programs share.
+    upload_dir = Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio").resolve()
+    roots = paths.allowed_roots(extra_roots) + [upload_dir]
     shared = Shared(allowed_roots=roots, assets_dir=paths.assets_dir(), runs_root=paths.runs_root(),
                     demo_only=demo_only)
     with gr.Blocks(title="Fine-Tune Studio") as demo:
@@ -62,8 +66,9 @@ def build_app(demo_only: bool = False, extra_roots: list[str] | None = None) -> 
 
 
 def launch_kwargs(host: str, port: int | None, share: bool, auth, extra_roots) -> dict:
-    roots = [str(p) for p in paths.allowed_roots(extra_roots)]
-    kw = dict(server_name=host, share=share, auth=auth, allowed_paths=roots, show_error=False,
+    # No allowed_paths: gradio would serve every file under them over HTTP (/gradio_api/file=...),
+    # to anyone who can open the page. The allowed roots only bound what handlers read.
+    kw = dict(server_name=host, share=share, auth=auth, show_error=False,
               theme=gr.themes.Soft(), footer_links=["gradio"], ssr_mode=False)
     if port:
         kw["server_port"] = port

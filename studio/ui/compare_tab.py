@@ -14,6 +14,7 @@ import gradio as gr
 
 from studio import chat, evaluate
 from studio.errors import StudioError
+from studio.paths import check_allowed
 
 BASE_CHOICE = "Base model of this run"
 
@@ -88,6 +89,12 @@ def build(shared) -> None:
                                     label="Where the two differ most", wrap=True)
     pick = [w.run, w.ckpt, w.against, w.against_ckpt]
 
+    def guard(*runs) -> None:
+        """Runs come from dropdowns (gradio checks the choices); still, only the runs root is read."""
+        for r in runs:
+            if r and r != BASE_CHOICE:
+                check_allowed(r, [Path(shared.runs_root)], "run folder")
+
     def settings(v) -> chat.GenSettings:
         return chat.GenSettings(system_prompt=v[w.system] or "", temperature=float(v[w.temperature]),
                                 top_p=float(v[w.top_p]), max_new_tokens=int(v[w.max_new]), seed=int(v[w.seed] or 0),
@@ -130,6 +137,7 @@ def build(shared) -> None:
             gr.Warning("Type a message first.")
             return
         try:
+            guard(v[w.run], v[w.against])
             sides = _sides(v[w.run], v[w.ckpt], v[w.against], v[w.against_ckpt])
             s = settings(v).check()
         except StudioError as e:
@@ -161,6 +169,7 @@ def build(shared) -> None:
 
     def on_vote(choice, v):
         try:
+            guard(v[w.run], v[w.against])
             sides = _sides(v[w.run], v[w.ckpt], v[w.against], v[w.against_ckpt])
             shown = [sides[v[w.order][0]], sides[v[w.order][1]]]
             evaluate.record_vote(v[w.run], choice, shown, [_last(v[w.left], "assistant"), _last(v[w.right], "assistant")],
@@ -173,9 +182,11 @@ def build(shared) -> None:
 
     def on_prompt_set(v, progress=gr.Progress()):
         try:
+            guard(v[w.run], v[w.against])
             left, right = _sides(v[w.run], v[w.ckpt], v[w.against], v[w.against_ckpt])
             if not v[pset]:
                 raise StudioError("Pick a prompt set (or add .jsonl files to assets/prompts/).")
+            check_allowed(v[pset], shared.allowed_roots, "prompt set")
             rows = evaluate.run_prompt_set(cache, left, right, v[pset], settings(v).check(),
                                            progress=lambda f, m: progress(f, desc=m))
         except StudioError as e:
@@ -189,6 +200,7 @@ def build(shared) -> None:
         if not run:
             raise gr.Error("Pick a run first.")
         try:
+            guard(run)
             rep = evaluate.evaluate_run(run, split=split_name, limit=int(n or 0), checkpoint=ckpt or "final",
                                         cache=cache, progress=lambda f, m: progress(f, desc=m))
         except StudioError as e:

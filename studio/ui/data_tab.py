@@ -18,6 +18,7 @@ import gradio as gr
 from studio.data import views
 from studio.data.formats import FIELDS, FORMATS, FormatGuess, row_messages
 from studio.errors import StudioError
+from studio.paths import check_allowed
 
 _ALL_FIELDS = list(dict.fromkeys(f for fmt in FORMATS for f in FIELDS[fmt]))
 
@@ -44,6 +45,18 @@ def build(shared) -> None:
     data_dir = Path((getattr(shared, "extra", None) or {}).get("data_dir")
                     or Path(getattr(shared, "runs_root", "runs")) / "_data")
     samples = views.sample_files(Path(shared.assets_dir) / "data")
+    roots = list(getattr(shared, "allowed_roots", None) or [])
+
+    def _tok(tok, warn=False) -> str | None:
+        """The tokenizer folder if set and existing; outside the roots: StudioError (or a warning)."""
+        try:
+            ok = (tok or "").strip() and Path(check_allowed(tok, roots, "tokenizer folder")).exists()
+            return tok if ok else None
+        except StudioError as e:
+            if not warn:
+                raise
+            gr.Warning(str(e))  # the row still shows; only the token view is refused
+
     state = gr.State({})
     stats_out = (getattr(shared, "extra", None) or {}).get("dataset_stats") or gr.State({})
     with gr.Row():
@@ -117,7 +130,7 @@ def build(shared) -> None:
         path = up or (typed or "").strip() or picked
         if not path:
             raise StudioError("no dataset chosen. Fix: upload a file, type a path or pick one.")
-        ds = load_rows(views.check_readable(path, getattr(shared, "allowed_roots", [])))
+        ds = load_rows(check_allowed(path, roots, "dataset"))
         g = detect_format(ds)
         st = {"path": str(path), "columns": ds.column_names, "rows": len(ds),
               "guess": views.guess_to_state(g)}
@@ -140,8 +153,8 @@ def build(shared) -> None:
             return [views.chat_html([{"role": "text", "content": row.get(g.column_map.get(
                 "text"), "")}]), None]
         msgs = row_messages(row, g.name, g.column_map)
-        spans = None
-        if tok and Path(tok).exists():
+        spans, tok = None, _tok(tok, warn=True)
+        if tok:
             from studio.data.inspection import render_row
 
             r = render_row(msgs, tok, assistant_only)
@@ -164,7 +177,7 @@ def build(shared) -> None:
         from studio.data.inspection import token_lengths
 
         g = views.guess_from_state(st)
-        tok = tok if tok and Path(tok).exists() else None
+        tok = _tok(tok)
         ds = load_rows(st["path"])
         return (views.histogram_figure(token_lengths(ds, tok, int(n or 1024), g)),
                 views.dataset_stats(ds, g, tok, int(n or 1024)))
@@ -180,7 +193,7 @@ def build(shared) -> None:
                             max_tokens=None if mx in (None, "") or int(mx) <= 0 else int(mx),
                             languages=views.csv_tuple(lg), blocklist=views.csv_tuple(bl),
                             refusals=bool(rf),
-                            tokenizer=tok if tok and Path(tok).exists() else None,
+                            tokenizer=_tok(tok),
                             fmt=g.name, column_map=g.column_map)
         out = data_dir / f"{Path(st['path']).stem}-clean-{time.strftime('%Y%m%d-%H%M%S')}"
         report = clean(st["path"], out, opts, progress=lambda f, d: progress(f, desc=d))

@@ -12,6 +12,7 @@ import gradio as gr
 from studio import hardware, vram
 from studio.config import OPTIMIZERS, RunConfig
 from studio.errors import StudioError
+from studio.paths import check_allowed
 from studio.vram_arch import BUILTIN
 
 NAMES = {"weights": "Model weights", "adapters": "LoRA adapters", "gradients": "Gradients",
@@ -83,9 +84,13 @@ def breakdown_figure(est: vram.Estimate, free: float):
 
 
 def estimate_view(model, method, dpo, dpo_ref, batch, seq, accum, gc, optim, lora_r, targets, liger,
-                  precision, gpus, zero, gpu_choice, tokens, tokens_per_s):
-    """Form values -> (verdict, figure, advice, ETA); a bad input becomes a warning."""
+                  precision, gpus, zero, gpu_choice, tokens, tokens_per_s, roots=None):
+    """Form values -> (verdict, figure, advice, ETA); a bad input becomes a warning.
+
+    With `roots` (the UI passes the allowed roots), a model given as a path must lie inside them."""
     try:
+        if roots is not None and str(model or "") not in BUILTIN:
+            check_allowed(model, roots, "model", names_ok=True)
         cfg = vram.make_config(str(model or ""), method, int(batch or 1), int(seq or 16), bool(gc), optim,
                                int(lora_r or 16), targets or "all-linear", liger=bool(liger), dpo=bool(dpo),
                                dpo_ref="copy" if dpo_ref else "none", precision=precision,
@@ -187,11 +192,15 @@ def build(shared) -> None:
     form = [model, method, dpo, dpo_ref, batch, seq, accum, gc, optim, lora_r, targets, liger, precision]
     inputs = form + [gpus, zero, gpu_choice, tokens, tps]
     outputs = [verdict, plot, advice, eta_md]
-    gr.on([c.change for c in inputs], estimate_view, inputs=inputs, outputs=outputs)
+
+    def estimate(*values):  # the model field takes paths: keep them inside the allowed roots
+        return estimate_view(*values, roots=shared.allowed_roots)
+
+    gr.on([c.change for c in inputs], estimate, inputs=inputs, outputs=outputs)
     load.click(from_train_config, inputs=[shared.config_yaml], outputs=form)
     demo = shared.extra.get("demo")
     if demo is not None:
-        demo.load(estimate_view, inputs=inputs, outputs=outputs)
+        demo.load(estimate, inputs=inputs, outputs=outputs)
     _live_updates(live, refresh)
 
 

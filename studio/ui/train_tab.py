@@ -15,6 +15,7 @@ import gradio as gr
 from studio import monitor, paths, runs
 from studio.config import ADAPTERS, STAGES, RunConfig
 from studio.errors import StudioError
+from studio.paths import check_allowed, check_config_paths
 
 # (widget label, RunConfig path, tooltip) for the main settings shown as widgets.
 FIELDS = [
@@ -116,6 +117,13 @@ def build(shared) -> None:
 
     form = [name, stage, adapter, *widgets, yaml_box]
 
+    def _run(run_dir) -> str:
+        """A run folder picked or typed in the Run box: it must lie in the runs root (Stop signals
+        the pid written in its status.json)."""
+        if not run_dir:
+            raise StudioError("Pick a run first.")
+        return check_allowed(run_dir, [Path(shared.runs_root)], "run folder")
+
     def _choices():
         return [(f"{r['name']} · {r['state']}", r["run_dir"]) for r in runs.list_runs(shared.runs_root)]
 
@@ -137,6 +145,7 @@ def build(shared) -> None:
     def on_start(yaml_text, nm, stg, adp, *values):
         try:
             cfg = config_from_form(yaml_text, nm, stg, adp, *values).check()
+            check_config_paths(cfg, shared.allowed_roots)
             busy = runs.active_run(shared.runs_root)  # looked up before this run exists (newest wins)
             run_dir = runs.create_run(cfg, shared.runs_root)
             runs.start(run_dir)
@@ -147,29 +156,39 @@ def build(shared) -> None:
         return gr.update(choices=_choices(), value=str(run_dir)), str(run_dir)
 
     def on_stop(run_dir):
-        if not run_dir:
-            raise gr.Error("Pick a run to stop.")
-        st = runs.stop(run_dir)
+        try:
+            st = runs.stop(_run(run_dir))
+        except StudioError as e:
+            raise gr.Error(str(e))
         gr.Info(f"Run {st.get('state')}.")
 
     def on_resume(run_dir):
-        if not run_dir:
-            raise gr.Error("Pick a run to resume.")
         try:
-            runs.resume(run_dir)
+            runs.resume(_run(run_dir))
         except StudioError as e:
             raise gr.Error(str(e))
         gr.Info("Resuming from the last checkpoint.")
 
     def refresh_view(run_dir, others):
+        try:
+            run_dir = _run(run_dir) if run_dir else ""
+            others = [_run(o) for o in (others or []) if o != run_dir]
+        except StudioError as e:  # the timer calls this every second: say it in place, no popups
+            return f"**{e}**", monitor.progress_html({}), None, None, None, None, ""
         if not run_dir or not Path(run_dir, "status.json").exists():
             return monitor.summary({}), monitor.progress_html({}), None, None, None, None, ""
         st = runs.status(run_dir)
-        figs = monitor.figures([run_dir] + [o for o in (others or []) if o != run_dir])
+        figs = monitor.figures([run_dir] + others)
         tail = runs.log_tail(run_dir, 12) if st.get("state") in runs.ACTIVE else st.get("log_tail") or \
             runs.log_tail(run_dir, 12)
         return (monitor.summary(st, run_dir), monitor.progress_html(st), figs["loss"], figs["lr"],
                 figs["speed"], figs["dpo"] if figs["dpo"].data else None, tail)
+
+    def on_pick(run_dir):  # other tabs follow only runs inside the runs root
+        try:
+            return _run(run_dir)
+        except StudioError:
+            return ""
 
     def on_load():
         active = runs.active_run(shared.runs_root)
@@ -183,7 +202,7 @@ def build(shared) -> None:
     start_btn.click(on_start, [yaml_box, name, stage, adapter, *widgets], [run_pick, shared.run_dir])
     stop_btn.click(on_stop, run_pick, None).then(refresh_view, [run_pick, compare_runs], view)
     resume_btn.click(on_resume, run_pick, None)
-    run_pick.change(lambda r: r or "", run_pick, shared.run_dir).then(refresh_view, [run_pick, compare_runs], view)
+    run_pick.change(on_pick, run_pick, shared.run_dir).then(refresh_view, [run_pick, compare_runs], view)
     compare_runs.change(refresh_view, [run_pick, compare_runs], view)
     refresh.click(on_load, None, [run_pick, compare_runs, shared.run_dir])
     gr.Timer(1.0).tick(refresh_view, [run_pick, compare_runs], view, show_progress="hidden")

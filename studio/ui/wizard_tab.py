@@ -13,6 +13,7 @@ import gradio as gr
 from studio import wizard
 from studio.config import RunConfig
 from studio.errors import StudioError
+from studio.paths import check_allowed, check_config_paths
 from studio.presets import HARDWARE, preset_path
 
 GOALS = [("Answer in a consistent tone, persona or writing style", "style"),
@@ -78,9 +79,12 @@ def render(rec: wizard.Recommendation) -> str:
     return "\n".join(out)
 
 
-def advise(form: dict, plan_for: str, stats: dict | None) -> tuple[str, str]:
-    """Widget values (by Answers field name) -> (the verdict as Markdown, the config YAML or "")."""
+def advise(form: dict, plan_for: str, stats: dict | None, roots=None) -> tuple[str, str]:
+    """Widget values (by Answers field name) -> (the verdict as Markdown, the config YAML or "").
+    With `roots` (the UI passes the allowed roots), a dataset path must lie inside them."""
     try:
+        if roots is not None and (form.get("dataset_path") or "").strip():
+            check_allowed(form["dataset_path"], roots, "dataset file", names_ok=True)
         answers = wizard.Answers.from_dict({**form, "n_examples": int(form.get("n_examples") or 0),
                                             "dataset_stats": stats or {}, "hardware": planned_hardware(plan_for)})
         rec = wizard.recommend(answers)
@@ -89,14 +93,16 @@ def advise(form: dict, plan_for: str, stats: dict | None) -> tuple[str, str]:
     return render(rec), rec.config.to_yaml() if rec.config else ""
 
 
-def use_config(text: str):
-    """The edited YAML, checked, for the shared config state (the Train tab listens to it)."""
+def use_config(text: str, roots=None):
+    """The edited YAML, checked (paths inside `roots` when given), for the shared config state."""
     if not (text or "").strip():
         gr.Warning("There is no config to use: the wizard does not recommend training yet. "
                    "Try the demo preset to see how training works.")
         return gr.skip(), ""
     try:
-        RunConfig.from_yaml(text).check()
+        cfg = RunConfig.from_yaml(text).check()
+        if roots is not None:
+            check_config_paths(cfg, roots)
     except StudioError as e:
         raise gr.Error(str(e)) from None
     return text, "Sent to the **Train** tab. Open it to review the settings and press Start."
@@ -181,10 +187,10 @@ def build(shared) -> None:
 
     def on_recommend(values: dict):
         form = {k: values[c] for k, c in fields.items()}
-        return advise(form, values[plan_for], values[stats])
+        return advise(form, values[plan_for], values[stats], shared.allowed_roots)
 
     go.click(on_recommend, set(fields.values()) | {plan_for, stats}, [verdict, code])
-    use.click(use_config, code, [target, note])
+    use.click(lambda text: use_config(text, shared.allowed_roots), code, [target, note], api_name="use_config")
     demo.click(demo_preset, None, [code, target, note])
     refresh.click(lambda: hardware_text(wizard.detect_hardware()), None, hw_md)
     if shared.dataset_path is not None:
