@@ -59,7 +59,10 @@ def allowed_roots(extra: list[str | Path] | None = None) -> list[Path]:
 
 
 def is_within(path: str | Path, roots: list[Path]) -> bool:
-    p = Path(path).expanduser().resolve()
+    try:
+        p = Path(path).expanduser().resolve()
+    except (OSError, RuntimeError, ValueError):  # NUL bytes, symlink loops: not a usable path
+        return False
     return any(p == r or r in p.parents for r in roots)
 
 
@@ -86,6 +89,8 @@ def check_allowed(path: str | Path | None, roots: list[Path], what: str = "path"
         raise StudioError(f"The {what} is empty: give a file or folder inside the allowed folders.")
     if "\0" in text:
         raise StudioError(f"The {what} contains a NUL character: type the path again.")
+    if len(text) > 4096 or any(len(part.encode()) > 255 for part in Path(text).parts):
+        raise StudioError(f"The {what} is too long to be a path ({len(text)} characters): check what was pasted.")
     if names_ok and _looks_like_a_name(text):
         return text
     try:

@@ -15,6 +15,7 @@ import gradio as gr
 from studio import chat, evaluate
 from studio.errors import StudioError
 from studio.paths import check_allowed
+from studio.ui.inputs import real, whole
 
 BASE_CHOICE = "Base model of this run"
 
@@ -96,9 +97,11 @@ def build(shared) -> None:
                 check_allowed(r, [Path(shared.runs_root)], "run folder")
 
     def settings(v) -> chat.GenSettings:
-        return chat.GenSettings(system_prompt=v[w.system] or "", temperature=float(v[w.temperature]),
-                                top_p=float(v[w.top_p]), max_new_tokens=int(v[w.max_new]), seed=int(v[w.seed] or 0),
-                                stop=[s.strip() for s in (v[w.stops] or "").split(",") if s.strip()])
+        return chat.GenSettings(
+            system_prompt=v[w.system] or "", temperature=real(v[w.temperature], "Temperature", 0.7),
+            top_p=real(v[w.top_p], "Top-p", 0.9), max_new_tokens=whole(v[w.max_new], "Max new tokens", 200),
+            seed=whole(v[w.seed], "Seed", 0, 0, 2**32 - 1),
+            stop=[s.strip() for s in (v[w.stops] or "").split(",") if s.strip()])
 
     def on_refresh(current):
         runs = chat.list_compare_runs(shared.runs_root)

@@ -10,6 +10,7 @@ training". The only per-session state is a small dict of paths and the format gu
 from __future__ import annotations
 
 import functools
+import math
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from studio.data import views
 from studio.data.formats import FIELDS, FORMATS, FormatGuess, row_messages
 from studio.errors import StudioError
 from studio.paths import check_allowed
+from studio.ui.inputs import real, whole
 
 _ALL_FIELDS = list(dict.fromkeys(f for fmt in FORMATS for f in FIELDS[fmt]))
 
@@ -33,6 +35,9 @@ def _ui_errors(fn):
             raise
         except StudioError as e:
             raise gr.Error(str(e)) from None
+        except OSError as e:  # unreadable, vanished, disk full: which file and why
+            raise gr.Error(f"Cannot use {str(e.filename or 'the file')[:200]}: {e.strerror or e}. "
+                           "Check the path and its permissions.") from None
         except Exception as e:  # keep the app up whatever the file holds
             raise gr.Error(f"Unexpected problem: {type(e).__name__}: {e}") from None
     return wrapper
@@ -147,7 +152,7 @@ def build(shared) -> None:
 
     def _show_row(st, idx, tok, assistant_only):
         g = views.guess_from_state(st)
-        idx = int(min(max(idx or 0, 0), st["rows"] - 1))
+        idx = min(max(whole(idx, "Row", 0), 0), st["rows"] - 1)
         row = load_rows(st["path"]).select([idx]).to_list()[0]
         if g.name == "text":
             return [views.chat_html([{"role": "text", "content": row.get(g.column_map.get(
@@ -177,24 +182,20 @@ def build(shared) -> None:
         from studio.data.inspection import token_lengths
 
         g = views.guess_from_state(st)
-        tok = _tok(tok)
+        tok, n = _tok(tok), whole(n, "Max length (tokens)", 1024, 1, 1_000_000)
         ds = load_rows(st["path"])
-        return (views.histogram_figure(token_lengths(ds, tok, int(n or 1024), g)),
-                views.dataset_stats(ds, g, tok, int(n or 1024)))
+        return views.histogram_figure(token_lengths(ds, tok, n, g)), views.dataset_stats(ds, g, tok, n)
 
     @_ui_errors
     def on_clean(st, dd, thr, pii_mode, mn, mx, lg, bl, rf, tok, progress=gr.Progress()):
         from studio.data.clean import CleanOptions, clean
 
         g = views.guess_from_state(st)
-        opts = CleanOptions(dedup=tuple(dd), near_threshold=float(thr), pii=pii_mode,
-                            min_tokens=None if mn in (None, "") else int(mn),
-                            # the browser sends an emptied Number as 0: 0 means "no limit" too
-                            max_tokens=None if mx in (None, "") or int(mx) <= 0 else int(mx),
-                            languages=views.csv_tuple(lg), blocklist=views.csv_tuple(bl),
-                            refusals=bool(rf),
-                            tokenizer=_tok(tok),
-                            fmt=g.name, column_map=g.column_map)
+        mx = whole(mx, "Max tokens", None, 0, 10**9) or None  # an emptied Number arrives as 0: no limit
+        opts = CleanOptions(dedup=tuple(dd or ()), near_threshold=real(thr, "Near-dup threshold", 0.8, 0.5, 1.0),
+                            pii=pii_mode, min_tokens=whole(mn, "Min tokens", None, 0, 10**9), max_tokens=mx,
+                            languages=views.csv_tuple(lg), blocklist=views.csv_tuple(bl), refusals=bool(rf),
+                            tokenizer=_tok(tok), fmt=g.name, column_map=g.column_map)
         out = data_dir / f"{Path(st['path']).stem}-clean-{time.strftime('%Y%m%d-%H%M%S')}"
         report = clean(st["path"], out, opts, progress=lambda f, d: progress(f, desc=d))
         st = {**st, "clean_dir": str(out)}
@@ -228,7 +229,10 @@ def build(shared) -> None:
         views.guess_from_state(st)
         src = str(Path(st["clean_dir"]) / "clean.jsonl") if st.get("clean_dir") else st["path"]
         out = data_dir / f"{Path(src).parent.name if st.get('clean_dir') else Path(src).stem}-split"
-        r = split(src, out, views.parse_ratios(text), seed=int(sd or 42))
+        ratios = views.parse_ratios(text)
+        if not 1 <= len(ratios) <= 3 or not all(map(math.isfinite, ratios)):
+            raise StudioError("ratios: up to three finite numbers train,validation,test. Fix: e.g. 0.9,0.1,0.")
+        r = split(src, out, ratios, seed=whole(sd, "Seed", 42, 0, 2**32 - 1))
         sizes = ", ".join(f"{k} {v:,}" for k, v in r["sizes"].items())
         return {**st, "split_dir": str(out)}, (
             f"{sizes} → `{out}` ({r['rows_in_duplicate_groups']:,} rows in duplicate groups, "

@@ -13,6 +13,7 @@ from studio import hardware, vram
 from studio.config import OPTIMIZERS, RunConfig
 from studio.errors import StudioError
 from studio.paths import check_allowed
+from studio.ui.inputs import whole
 from studio.vram_arch import BUILTIN
 
 NAMES = {"weights": "Model weights", "adapters": "LoRA adapters", "gradients": "Gradients",
@@ -83,6 +84,11 @@ def breakdown_figure(est: vram.Estimate, free: float):
     return fig
 
 
+def _whole(value, label: str, default: int) -> int:
+    """A number box as a whole number (empty or 0 -> default), or a StudioError naming the box."""
+    return whole(value, label, default) or default
+
+
 def estimate_view(model, method, dpo, dpo_ref, batch, seq, accum, gc, optim, lora_r, targets, liger,
                   precision, gpus, zero, gpu_choice, tokens, tokens_per_s, roots=None):
     """Form values -> (verdict, figure, advice, ETA); a bad input becomes a warning.
@@ -91,12 +97,15 @@ def estimate_view(model, method, dpo, dpo_ref, batch, seq, accum, gc, optim, lor
     try:
         if roots is not None and str(model or "") not in BUILTIN:
             check_allowed(model, roots, "model", names_ok=True)
-        cfg = vram.make_config(str(model or ""), method, int(batch or 1), int(seq or 16), bool(gc), optim,
-                               int(lora_r or 16), targets or "all-linear", liger=bool(liger), dpo=bool(dpo),
+        batch, seq, accum = _whole(batch, "Batch size", 1), _whole(seq, "Max length", 16), \
+            _whole(accum, "Gradient accumulation", 1)
+        lora_r, gpus, zero = _whole(lora_r, "LoRA rank", 16), _whole(gpus, "GPUs", 1), _whole(zero, "ZeRO stage", 0)
+        cfg = vram.make_config(str(model or ""), method, batch, seq, bool(gc), optim, lora_r,
+                               targets or "all-linear", liger=bool(liger), dpo=bool(dpo),
                                dpo_ref="copy" if dpo_ref else "none", precision=precision,
-                               gpus=int(gpus or 1), zero=int(zero or 0), grad_accum=int(accum or 1))
+                               gpus=gpus, zero=zero, grad_accum=accum)
         free, gpu_name = free_memory(gpu_choice)
-        est = vram.estimate(cfg, gpu_free_gib=free, zero=int(zero or 0) if int(gpus or 1) > 1 else None)
+        est = vram.estimate(cfg, gpu_free_gib=free, zero=zero if gpus > 1 else None)
     except StudioError as e:
         gr.Warning(str(e))
         return f"**Cannot estimate:** {e}", None, "", ""
@@ -110,12 +119,17 @@ def estimate_view(model, method, dpo, dpo_ref, batch, seq, accum, gc, optim, lor
     else:
         advice = "No changes needed." if est.fits else ""
     eta_md = ""
-    if tokens and float(tokens) > 0:
-        shape = vram.resolve_shape(str(model))
-        e = vram.eta(float(tokens), tokens_per_s=float(tokens_per_s or 0) or None, shape=shape,
-                     method=method, gpu=gpu_name, seq=int(seq or 1024), gc=bool(gc), num_gpus=int(gpus or 1))
-        eta_md = (f"**Time to train {float(tokens):,.0f} tokens:** {e['text']} at {e['tokens_per_s']:,.0f} "
-                  f"tokens/s ({e['source']}).")
+    try:
+        n_tokens, tps = float(tokens or 0), float(tokens_per_s or 0)
+        if 0 < n_tokens < 1e15 and 0 <= tps < 1e12:  # NaN and inf fail both tests
+            e = vram.eta(n_tokens, tokens_per_s=tps or None, shape=vram.resolve_shape(str(model)),
+                         method=method, gpu=gpu_name, seq=seq, gc=bool(gc), num_gpus=gpus)
+            eta_md = (f"**Time to train {n_tokens:,.0f} tokens:** {e['text']} at {e['tokens_per_s']:,.0f} "
+                      f"tokens/s ({e['source']}).")
+        elif n_tokens or tps:
+            eta_md = "**No time estimate:** training tokens must be above 0 and tokens/s at least 0."
+    except (StudioError, TypeError, ValueError, OverflowError) as e:
+        eta_md = f"**No time estimate:** {e}"
     return verdict, breakdown_figure(est, free), advice, eta_md
 
 
@@ -124,7 +138,11 @@ def from_train_config(yaml_text: str):
     if not yaml_text:
         gr.Warning("The Train tab has no config yet: pick a preset there first.")
         return [gr.update()] * 13
-    cfg = RunConfig.from_yaml(yaml_text)
+    try:
+        cfg = RunConfig.from_yaml(yaml_text)
+    except StudioError as e:
+        gr.Warning(str(e))
+        return [gr.update()] * 13
     t = cfg.training
     method = cfg.adapter if cfg.adapter in ("full", "lora", "qlora") else "lora"
     return [cfg.model.name_or_path, method, cfg.stage == "dpo", t.dpo_reference != "none", t.batch_size,

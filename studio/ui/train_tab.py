@@ -122,7 +122,10 @@ def build(shared) -> None:
         the pid written in its status.json)."""
         if not run_dir:
             raise StudioError("Pick a run first.")
-        return check_allowed(run_dir, [Path(shared.runs_root)], "run folder")
+        run_dir = check_allowed(run_dir, [Path(shared.runs_root)], "run folder")
+        if not Path(run_dir, "config.yaml").is_file():
+            raise StudioError(f"{run_dir} is not a run (it has no config.yaml): pick one from the list.")
+        return run_dir
 
     def _choices():
         return [(f"{r['name']} · {r['state']}", r["run_dir"]) for r in runs.list_runs(shared.runs_root)]

@@ -79,13 +79,24 @@ def render(rec: wizard.Recommendation) -> str:
     return "\n".join(out)
 
 
+def example_count(value) -> int:
+    """The 'How many examples' box as a whole number >= 0, or a StudioError that says so."""
+    try:
+        n = int(float(value or 0))
+    except (TypeError, ValueError, OverflowError):
+        raise StudioError("'How many examples do you have?' needs a whole number, like 800.") from None
+    if n < 0:
+        raise StudioError("'How many examples do you have?' cannot be negative.")
+    return n
+
+
 def advise(form: dict, plan_for: str, stats: dict | None, roots=None) -> tuple[str, str]:
     """Widget values (by Answers field name) -> (the verdict as Markdown, the config YAML or "").
     With `roots` (the UI passes the allowed roots), a dataset path must lie inside them."""
     try:
         if roots is not None and (form.get("dataset_path") or "").strip():
             check_allowed(form["dataset_path"], roots, "dataset file", names_ok=True)
-        answers = wizard.Answers.from_dict({**form, "n_examples": int(form.get("n_examples") or 0),
+        answers = wizard.Answers.from_dict({**form, "n_examples": example_count(form.get("n_examples")),
                                             "dataset_stats": stats or {}, "hardware": planned_hardware(plan_for)})
         rec = wizard.recommend(answers)
     except StudioError as e:
