@@ -29,7 +29,7 @@ if [ "${1:-}" = "--dev" ]; then
   $PIP -r requirements-dev.txt
   if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "Installing Debian's Chromium for the browser tests"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null) || \
       echo "Could not install chromium: browser tests will be skipped"
   fi
 fi

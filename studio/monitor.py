@@ -125,3 +125,35 @@ def summary(st: dict[str, Any], run_dir: str | Path | None = None) -> str:
     if st.get("error"):
         lines.append(f"\n**What went wrong:** {st['error']}")
     return "  \n".join(lines)
+
+
+HISTORY_HEADERS = ["run", "state", "method", "model", "dataset", "steps", "final loss", "last eval loss", "took"]
+
+
+def history_rows(root: str | Path | None = None) -> list[list]:
+    """One row per run, newest first: its config at a glance and its final metrics."""
+    from studio.config import RunConfig
+    from studio.errors import StudioError
+
+    out = []
+    for r in runs.list_runs(root):
+        st = runs.status(r["run_dir"])
+        try:
+            cfg = RunConfig.load(Path(r["run_dir"]) / "config.yaml")
+            method = f"{cfg.stage} / {cfg.adapter}" + (f" ({len(cfg.stages)} stages)" if cfg.stages else "")
+            model, data = Path(cfg.model.name_or_path).name, Path(cfg.data.path).name
+        except StudioError:
+            method = model = data = "?"
+        evals = [m["eval_loss"] for m in runs.read_metrics(r["run_dir"]) if "eval_loss" in m]
+        took = ""
+        if st.get("started") and st.get("ended"):
+            try:
+                took = _fmt_s((datetime.fromisoformat(st["ended"]) -
+                               datetime.fromisoformat(st["started"])).total_seconds())
+            except ValueError:
+                pass
+        loss = st.get("final_loss")
+        out.append([r["name"], st.get("state", "?"), method, model, data, st.get("step") or "",
+                    round(loss, 4) if isinstance(loss, (int, float)) else "",
+                    round(evals[-1], 4) if evals else "", took])
+    return out

@@ -187,3 +187,17 @@ def test_oom_advice_names_what_to_change():
     assert "gradient checkpointing" in msg and "batch size to 4" in msg and "QLoRA" in msg
     cfg.training.gradient_checkpointing = True
     assert "gradient checkpointing" not in oom_advice(cfg)
+
+
+def test_history_rows_show_config_and_final_metrics(tiny_model_dir, chat_file, runs_root):
+    from studio import monitor
+
+    cfg = make_cfg(tiny_model_dir, chat_file)
+    run_dir = runs.create_run(cfg, runs_root)
+    runs.update_status(run_dir, state="done", final_loss=1.23456, step=20,
+                       started="2026-11-22T10:00:00", ended="2026-11-22T10:02:05")
+    with open(run_dir / "metrics.jsonl", "w") as f:
+        f.write(json.dumps({"step": 10, "eval_loss": 2.5}) + "\n")
+    [row] = monitor.history_rows(runs_root)
+    assert row[:2] == [run_dir.name, "done"] and row[2] == "sft / lora"
+    assert row[4] == "chat.jsonl" and row[6] == 1.2346 and row[7] == 2.5 and row[8] == "2m 05s"

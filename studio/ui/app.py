@@ -68,7 +68,8 @@ def build_app(demo_only: bool = False, extra_roots: list[str] | None = None) -> 
 def launch_kwargs(host: str, port: int | None, share: bool, auth, extra_roots) -> dict:
     # No allowed_paths: gradio would serve every file under them over HTTP (/gradio_api/file=...),
     # to anyone who can open the page. The allowed roots only bound what handlers read.
-    kw = dict(server_name=host, share=share, auth=auth, show_error=False,
+    # Uploads are capped so a public link cannot fill the disk; 2 GB covers large datasets.
+    kw = dict(server_name=host, share=share, auth=auth, show_error=False, max_file_size="2gb",
               theme=gr.themes.Soft(), footer_links=["gradio"], ssr_mode=False)
     if port:
         kw["server_port"] = port

@@ -114,6 +114,8 @@ def build(shared) -> None:
                 speed_plot, dpo_plot = gr.Plot(label="Speed"), gr.Plot(label="DPO")
             log_box = gr.Textbox(label="Log (last lines)", lines=10, max_lines=10, autoscroll=True)
             compare_runs = gr.Dropdown(label="Compare loss curves of runs", multiselect=True, choices=[])
+            with gr.Accordion("Run history", open=False):
+                history = gr.Dataframe(headers=monitor.HISTORY_HEADERS, interactive=False, wrap=True)
 
     form = [name, stage, adapter, *widgets, yaml_box]
 
@@ -128,7 +130,8 @@ def build(shared) -> None:
         return run_dir
 
     def _choices():
-        return [(f"{r['name']} · {r['state']}", r["run_dir"]) for r in runs.list_runs(shared.runs_root)]
+        # Names only: a state in the label would go stale; the summary shows the live state.
+        return [(r["name"], r["run_dir"]) for r in runs.list_runs(shared.runs_root)]
 
     def on_preset(p):
         try:
@@ -197,7 +200,11 @@ def build(shared) -> None:
         active = runs.active_run(shared.runs_root)
         choices = _choices()
         value = active or (choices[0][1] if choices else None)
-        return gr.update(choices=choices, value=value), gr.update(choices=choices), value or ""
+        return (gr.update(choices=choices, value=value), gr.update(choices=choices), value or "",
+                monitor.history_rows(shared.runs_root))
+
+    def on_dataset(path):  # "Use for training" in the Data tab fills the Dataset field here
+        return path or gr.skip()
 
     view = [summary, bar, loss_plot, lr_plot, speed_plot, dpo_plot, log_box]
     preset.change(on_preset, preset, form)
@@ -207,6 +214,7 @@ def build(shared) -> None:
     resume_btn.click(on_resume, run_pick, None)
     run_pick.change(on_pick, run_pick, shared.run_dir).then(refresh_view, [run_pick, compare_runs], view)
     compare_runs.change(refresh_view, [run_pick, compare_runs], view)
-    refresh.click(on_load, None, [run_pick, compare_runs, shared.run_dir])
+    refresh.click(on_load, None, [run_pick, compare_runs, shared.run_dir, history])
+    shared.dataset_path.change(on_dataset, shared.dataset_path, widgets[[p for _, p, _ in FIELDS].index("data.path")])
     gr.Timer(1.0).tick(refresh_view, [run_pick, compare_runs], view, show_progress="hidden")
-    shared.extra["demo"].load(on_load, None, [run_pick, compare_runs, shared.run_dir])
+    shared.extra["demo"].load(on_load, None, [run_pick, compare_runs, shared.run_dir, history])
