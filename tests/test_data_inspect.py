@@ -105,3 +105,14 @@ def test_cli_inspect_clean_undo_split_json(dataset, tmp_path, capsys):
     assert sum(json.loads(capsys.readouterr().out)["sizes"].values()) == 4
     with pytest.raises(StudioError, match="PATH:WEIGHT"):
         main(["mix", "a.jsonl:lots", "--out", str(tmp_path / "m.jsonl")])
+
+
+def test_table_view_shows_turns_as_text_without_null_keys():
+    from datasets import Dataset
+
+    from studio.data.views import preview_table
+
+    ds = Dataset.from_list([{"messages": [{"role": "user", "content": "hi", "tool_calls": None},
+                                          {"role": "assistant", "content": "Ahoy!", "tool_calls": None}]}])
+    cell = preview_table(ds)["messages"][0]
+    assert cell == "user: hi | assistant: Ahoy!"

@@ -22,8 +22,23 @@ def sample_files(folder: Path) -> list[str]:
     return sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in SAMPLE_SUFFIXES)
 
 
+def _turns_text(v) -> str | None:
+    """A list of chat turns as 'role: text | role: text' (None for anything else). Arrow fills
+    keys that other rows have with nulls (tool_calls, name...); showing them would only add noise."""
+    if not (isinstance(v, list) and v and all(isinstance(m, dict) for m in v)):
+        return None
+    parts = []
+    for m in v:
+        role = m.get("role") or m.get("from")
+        text = m.get("content", m.get("value"))
+        if role is None:
+            return None
+        parts.append(f"{role}: {text if text is not None else '(tool call)'}")
+    return " | ".join(parts)
+
+
 def _cell(v, width: int = 160) -> str:
-    s = v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str)
+    s = v if isinstance(v, str) else _turns_text(v) or json.dumps(v, ensure_ascii=False, default=str)
     return s if len(s) <= width else s[: width - 1] + "…"
 
 
