@@ -230,7 +230,7 @@ def test_journey(app, browser):
     data.get_by_label("…or a sample dataset").click()
     page.get_by_role("option", name=re.compile(r"messages\.jsonl$")).click()
     expect(data.get_by_text(re.compile(r"messages\.jsonl: 400 rows · format messages"))).to_be_visible()
-    expect(data.get_by_text("Ahoy!", exact=False).first).to_be_visible()  # the table preview
+    expect(data.get_by_text("Ahoy!", exact=False).filter(visible=True).first).to_be_visible()  # the table preview
     shot(page, "data")
     data.get_by_role("tab", name="Clean", exact=True).click()
     data.get_by_role("button", name="Clean", exact=True).click()
@@ -350,3 +350,45 @@ def test_two_sessions(app, browser):
     assert [json.loads((p / "status.json").read_text())["state"] for p in new()] == ["done", "done"]
     ctx_a.close()
     ctx_b.close()
+
+
+def test_reload_reattaches_and_stop_ends_the_run(app, browser):
+    """A page reload finds the running run again; Stop in the UI ends its whole process group."""
+    url, runs = app
+    clean = sorted(runs.glob("_data/*/clean.jsonl"))
+    if not clean:
+        pytest.skip("needs the cleaned file of test_journey")
+    before = {p.name for p in runs.iterdir()}
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = ctx.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(url)
+    train = open_tab(page, "Train")
+    start_training(train, str(clean[-1]), 100000)  # far more steps than the test will wait for
+    expect(train.get_by_text(re.compile("^Training$"))).to_be_visible(timeout=120_000)
+    [run_dir] = [p for p in runs.iterdir() if p.name not in before and p.is_dir()]
+
+    page.reload()  # a new page session: it must find the run on its own
+    train = open_tab(page, "Train")
+    expect(train.get_by_text(re.compile("^Training$"))).to_be_visible(timeout=30_000)
+    expect(train.get_by_text(run_dir.name).first).to_be_visible()
+    step_before = json.loads((run_dir / "status.json").read_text()).get("step") or 0
+    expect(train.get_by_text(re.compile(r"step \d+/100000"))).to_be_visible(timeout=30_000)
+
+    train.get_by_role("button", name="Stop", exact=True).click()
+    expect(train.get_by_text(re.compile("^Stopped$"))).to_be_visible(timeout=60_000)
+    st = json.loads((run_dir / "status.json").read_text())
+    assert st["state"] == "stopped" and (st.get("step") or 0) >= step_before
+    pgid = st["pgid"]
+    alive = [d for d in Path("/proc").iterdir() if d.name.isdigit() and (d / "stat").exists()
+             and _pgid_of(d) == pgid]
+    assert alive == [], "the worker's process group outlived Stop"
+    ctx.close()
+
+
+def _pgid_of(proc_dir: Path) -> int | None:
+    try:
+        fields = (proc_dir / "stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[2]) if fields[0] != "Z" else None
+    except (OSError, IndexError, ValueError):
+        return None
