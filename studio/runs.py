@@ -187,10 +187,13 @@ def start(run_dir: str | Path, resume: bool = False) -> subprocess.Popen:
         from studio.train.distributed import launch_command
 
         cmd = launch_command(cfg, run_dir, resume)
+    env = worker_env()
+    # Local-first tracking next to the runs: `TRACKIO_DIR=runs/.trackio trackio show` opens it.
+    env.setdefault("TRACKIO_DIR", str(run_dir.parent / ".trackio"))
     log = open(run_dir / "stdout.log", "ab")
     try:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, env=worker_env(), cwd=os.getcwd())
+                                start_new_session=True, env=env, cwd=os.getcwd())
     finally:
         log.close()
     update_status(run_dir, state="queued", pid=proc.pid, pgid=proc.pid, error=None,

@@ -137,14 +137,18 @@ def test_rule_rewards_score_completions():
         parse_rules("sounds_like:pirate")
 
 
-def test_tracking_to_tensorboard_and_trackio(tiny_model_dir, data_dir, runs_root, monkeypatch, tmp_path):
-    monkeypatch.setenv("TRACKIO_DIR", str(tmp_path / "hf"))  # read when trackio is first imported
+def test_tracking_to_tensorboard_and_trackio(tiny_model_dir, data_dir, runs_root):
     pytest.importorskip("tensorboard")
     pytest.importorskip("trackio")
-    run_dir, _, _ = run({"model": {"name_or_path": str(tiny_model_dir)}, "data": {"path": str(data_dir / "chat.jsonl")},
-                         "training": {"report_to": ["tensorboard", "trackio"], "max_steps": 2}}, runs_root)
+    cfg = RunConfig.from_dict({"model": {"name_or_path": str(tiny_model_dir)},
+                               "data": {"path": str(data_dir / "chat.jsonl"), "max_length": 64},
+                               "training": {"report_to": ["tensorboard", "trackio"], "max_steps": 2,
+                                            "save_steps": 100}})
+    run_dir = runs.create_run(cfg, runs_root)
+    # A fresh worker process: trackio reads where to write when it is first imported.
+    assert runs.start(run_dir).wait(timeout=240) == 0, runs.log_tail(run_dir)
     assert list(run_dir.glob("checkpoints/runs/*/events.out.tfevents.*"))
-    assert list((tmp_path / "hf").rglob("fine-tune-studio*.db"))
+    assert list((runs_root / ".trackio").rglob("fine-tune-studio*.db"))
 
 
 def test_eval_split_early_stopping_and_best_checkpoints(tiny_model_dir, data_dir, runs_root):
