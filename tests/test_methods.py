@@ -174,3 +174,18 @@ def test_autotune_turns_gc_off_when_it_fits_and_keeps_it_when_not():
     big = RunConfig.from_dict({**cfg.to_dict(), "model": {"name_or_path": "llama-3.1-70b"}})
     tuned, notes = tune_for_gpu(big, 80.0)
     assert tuned.training.gradient_checkpointing and any("kept on" in n for n in notes)
+
+
+@pytest.mark.parametrize("optim", ["adafactor", "adamw_8bit", "paged_adamw_8bit", "sgd", "adamw_torch_fused"])
+def test_optimizers(optim, tiny_model_dir, data_dir, runs_root):
+    run({"model": {"name_or_path": str(tiny_model_dir)}, "data": {"path": str(data_dir / "chat.jsonl")},
+         "training": {"optim": optim, "max_steps": 2}}, runs_root)
+
+
+def test_fp16_on_cpu_fails_with_the_fix(tiny_model_dir, data_dir, runs_root):
+    cfg = RunConfig.from_dict({"model": {"name_or_path": str(tiny_model_dir)},
+                               "data": {"path": str(data_dir / "chat.jsonl")},
+                               "training": {"precision": "fp16", "use_cpu": True}})
+    run_dir = runs.create_run(cfg, runs_root)
+    assert worker.main([str(run_dir)]) == 2
+    assert "fp16 mixed precision needs an NVIDIA GPU" in runs.status(run_dir)["error"]

@@ -63,6 +63,9 @@ def device_info(cfg: RunConfig) -> dict[str, Any]:
             prec = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         else:
             prec = "fp32"  # bf16 autocast on CPU is slower than fp32 on most CPUs
+    if prec == "fp16" and not cuda:
+        raise StudioError("fp16 mixed precision needs an NVIDIA GPU: set training.precision to fp32 "
+                          "(or bf16) to train on this machine.")
     if prec == "bf16" and cuda and not torch.cuda.is_bf16_supported():
         raise StudioError("This GPU has no bf16 support (older than Ampere): set training.precision to fp16.")
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[prec]
