@@ -6,6 +6,10 @@ Run on a GPU machine with `pytest -m gpu`. Results are recorded in bench/results
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))  # conftest helpers
 
 import pytest
 
@@ -63,3 +67,29 @@ def test_worker_trains_on_cuda_and_records_peaks(adapter, tiny_qwen_dir, chat_fi
         assert st["quantization"] == "nf4"  # the base really ran in 4-bit
         adapter_cfg = json.loads((run_dir / "adapter" / "adapter_config.json").read_text())
         assert adapter_cfg["r"] == 16
+
+
+def test_real_out_of_memory_names_what_to_change(runs_root, tmp_path, chat_file):
+    """Full fine-tuning of an 8B shape in fp32 (weights 32 + grads 32 + Adam 64 GiB) cannot fit one
+    80 GB GPU. (In bf16 it does fit: 16 + 16 + 32 GiB; an H100 run on 2026-11-22 trained it.)"""
+    from transformers import AutoConfig
+
+    from conftest import build_tiny_tokenizer
+    from studio import runs
+    from studio.config import RunConfig
+
+    model_dir = tmp_path / "llama-8b-shape"
+    AutoConfig.for_model("llama", hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+                         num_attention_heads=32, num_key_value_heads=8, vocab_size=128256).save_pretrained(model_dir)
+    build_tiny_tokenizer(model_dir)
+    cfg = RunConfig.from_dict({"name": "oom", "adapter": "full",
+                               "model": {"name_or_path": str(model_dir), "random_init": True},
+                               "data": {"path": str(chat_file), "max_length": 64},
+                               "training": {"max_steps": 2, "batch_size": 1, "auto_tune": False,
+                                            "precision": "fp32", "save_steps": 100}})
+    run_dir = runs.create_run(cfg, runs_root)
+    assert runs.start(run_dir).wait(timeout=300) == 1
+    st = runs.status(run_dir)
+    assert st["state"] == "failed"
+    assert st["error"].startswith("Out of GPU memory. To make it fit:")
+    assert "gradient checkpointing" in st["error"] and "LoRA or QLoRA" in st["error"]
