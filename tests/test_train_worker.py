@@ -201,3 +201,21 @@ def test_history_rows_show_config_and_final_metrics(tiny_model_dir, chat_file, r
     [row] = monitor.history_rows(runs_root)
     assert row[:2] == [run_dir.name, "done"] and row[2] == "sft / lora"
     assert row[4] == "chat.jsonl" and row[6] == 1.2346 and row[7] == 2.5 and row[8] == "2m 05s"
+
+
+def test_out_of_memory_in_training_ends_as_advice(tiny_model_dir, chat_file, runs_root, monkeypatch):
+    """The worker's OOM path, with the error injected where a real CUDA OOM surfaces (train())."""
+    import torch
+
+    from studio.train import worker
+
+    def boom(*a, **k):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr("transformers.Trainer.train", boom)
+    run_dir = runs.create_run(make_cfg(tiny_model_dir, chat_file), runs_root)
+    assert worker.main([str(run_dir)]) == 1
+    st = runs.status(run_dir)
+    assert st["state"] == "failed" and st["error"].startswith("Out of GPU memory. To make it fit:")
+    assert "batch size to 4" in st["error"] and "Tried to allocate 2.00 GiB" in st["error"]
+    assert st["log_tail"]
