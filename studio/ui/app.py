@@ -50,11 +50,15 @@ def build_app(demo_only: bool = False, extra_roots: list[str] | None = None) -> 
         shared.extra["dataset_stats"] = gr.State({})
         shared.extra["demo"] = demo
         shared.extra["failed_tabs"] = []
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
+            # Tabs that act on being selected (Memory's live readings, Compare's run list) find
+            # the strip and their own tab here.
+            shared.extra["tabs"], shared.extra["tab"] = tabs, {}
             for title, module in TABS:
                 if demo_only and title not in DEMO_ONLY_TABS:
                     continue
-                with gr.Tab(title, id=module):
+                with gr.Tab(title, id=module) as tab:
+                    shared.extra["tab"][module] = tab
                     try:
                         importlib.import_module(f"studio.ui.{module}").build(shared)
                     except Exception as e:  # keep the app up; show what broke where it broke

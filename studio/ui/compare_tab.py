@@ -103,11 +103,11 @@ def build(shared) -> None:
             seed=whole(v[w.seed], "Seed", 0, 0, 2**32 - 1),
             stop=[s.strip() for s in (v[w.stops] or "").split(",") if s.strip()])
 
-    def on_refresh(current):
+    def on_refresh(current, announce=True):
         runs = chat.list_compare_runs(shared.runs_root)
         paths = [p for _, p in runs]
         value = current if current in paths else (paths[0] if paths else None)
-        if not runs:
+        if not runs and announce:
             gr.Info("No run with saved weights yet: train one in the Train tab.")
         return (gr.update(choices=runs, value=value),
                 gr.update(choices=[(BASE_CHOICE, BASE_CHOICE)] + runs))
@@ -239,4 +239,7 @@ def build(shared) -> None:
     w.against.change(on_against, w.against, w.against_ckpt)
     shared.run_dir.change(on_shared_run, shared.run_dir, w.run)
     if "demo" in shared.extra:
-        shared.extra["demo"].load(on_refresh, w.run, [w.run, w.against])
+        shared.extra["demo"].load(lambda r: on_refresh(r, announce=False), w.run, [w.run, w.against])
+    my_tab = shared.extra.get("tab", {}).get("compare_tab")
+    if my_tab is not None:  # runs that finished meanwhile appear when the tab is opened
+        my_tab.select(lambda r: on_refresh(r, announce=False), w.run, [w.run, w.against])

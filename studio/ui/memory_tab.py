@@ -219,17 +219,15 @@ def build(shared) -> None:
     demo = shared.extra.get("demo")
     if demo is not None:
         demo.load(estimate, inputs=inputs, outputs=outputs)
-    _live_updates(live, refresh)
+    _live_updates(live, refresh, shared)
 
 
-def _live_updates(live, refresh) -> None:
+def _live_updates(live, refresh, shared) -> None:
     """Refresh the readings every 2 s while this tab is selected (all the time if the tab strip
     cannot be found), and on demand."""
-    tab = getattr(live, "parent", None)
-    while tab is not None and not isinstance(tab, gr.Tab):
-        tab = getattr(tab, "parent", None)
-    tabs = getattr(tab, "parent", None) if tab is not None else None
-    hooked = isinstance(tabs, gr.Tabs)
+    tab = shared.extra.get("tab", {}).get("memory_tab")
+    tabs = shared.extra.get("tabs")
+    hooked = isinstance(tabs, gr.Tabs) and isinstance(tab, gr.Tab)
     timer = gr.Timer(2.0, active=not hooked)
     timer.tick(live_markdown, outputs=live)
     refresh.click(live_markdown, outputs=live)
