@@ -19,6 +19,7 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -31,7 +32,9 @@ REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SHOTS = REPO / "assets" / "screenshots"
+# Screenshots go to a temp folder; STUDIO_SCREENSHOTS=assets/screenshots refreshes the README's
+# pictures (a test run must not rewrite tracked files).
+SHOTS = Path(os.environ.get("STUDIO_SCREENSHOTS") or Path(tempfile.gettempdir()) / "studio-screenshots")
 MAX_SHOT_BYTES = 300_000
 # 80 steps of the demo preset: ~5 s of training on an idle 2-core machine, ~45 s on a busy one;
 # with a point every 5 steps the 1 s timer redraws the loss plot several times either way.
@@ -306,12 +309,18 @@ def test_journey(app, browser):
     page.close()
 
 
-def test_two_sessions(app, browser):
-    """Session A starts two runs (the second queues) while session B chats: nothing interferes."""
-    url, runs = app
-    clean = sorted(runs.glob("_data/*/clean.jsonl"))
+@pytest.fixture()
+def cleaned(app) -> Path:
+    """The cleaned dataset that test_journey's Data step wrote."""
+    clean = sorted(app[1].glob("_data/*/clean.jsonl"))
     if not clean:
         pytest.skip("needs the cleaned file and the run of test_journey")
+    return clean[-1]
+
+
+def test_two_sessions(app, browser, cleaned):
+    """Session A starts two runs (the second queues) while session B chats: nothing interferes."""
+    url, runs = app
     before = {p.name for p in runs.iterdir() if p.name.endswith("demo-pirate")}
     ctx_a, ctx_b = browser.new_context(viewport={"width": 1280, "height": 900}), \
         browser.new_context(viewport={"width": 1280, "height": 900})
@@ -322,7 +331,7 @@ def test_two_sessions(app, browser):
     cmp_ = open_tab(b, "Compare")  # session B gets ready to chat
     cmp_.get_by_role("button", name="Refresh runs").click()
     train = open_tab(a, "Train")
-    start_training(train, str(clean[-1]), 40)
+    start_training(train, str(cleaned), 40)
     expect(train.get_by_text(re.compile("^(Training|Waiting in the queue)$"))).to_be_visible()
     time.sleep(1.1)  # run folders are named by the second: keep the two apart
     train.get_by_role("button", name="Start training").click()
@@ -352,19 +361,16 @@ def test_two_sessions(app, browser):
     ctx_b.close()
 
 
-def test_reload_reattaches_and_stop_ends_the_run(app, browser):
+def test_reload_reattaches_and_stop_ends_the_run(app, browser, cleaned):
     """A page reload finds the running run again; Stop in the UI ends its whole process group."""
     url, runs = app
-    clean = sorted(runs.glob("_data/*/clean.jsonl"))
-    if not clean:
-        pytest.skip("needs the cleaned file of test_journey")
     before = {p.name for p in runs.iterdir()}
     ctx = browser.new_context(viewport={"width": 1280, "height": 900})
     page = ctx.new_page()
     page.set_default_timeout(60_000)
     page.goto(url)
     train = open_tab(page, "Train")
-    start_training(train, str(clean[-1]), 100000)  # far more steps than the test will wait for
+    start_training(train, str(cleaned), 100000)  # far more steps than the test will wait for
     expect(train.get_by_text(re.compile("^Training$"))).to_be_visible(timeout=120_000)
     [run_dir] = [p for p in runs.iterdir() if p.name not in before and p.is_dir()]
 

@@ -111,7 +111,7 @@ def build(shared) -> None:
             with gr.Row():
                 loss_plot, lr_plot = gr.Plot(label="Loss"), gr.Plot(label="Learning rate")
             with gr.Row():
-                speed_plot, dpo_plot = gr.Plot(label="Speed"), gr.Plot(label="DPO")
+                speed_plot, dpo_plot = gr.Plot(label="Speed"), gr.Plot(label="DPO", visible=False)
             log_box = gr.Textbox(label="Log (last lines)", lines=10, max_lines=10, autoscroll=True)
             compare_runs = gr.Dropdown(label="Compare loss curves of runs", multiselect=True, choices=[])
             with gr.Accordion("Run history", open=False):
@@ -180,15 +180,16 @@ def build(shared) -> None:
             run_dir = _run(run_dir) if run_dir else ""
             others = [_run(o) for o in (others or []) if o != run_dir]
         except StudioError as e:  # the timer calls this every second: say it in place, no popups
-            return f"**{e}**", monitor.progress_html({}), None, None, None, None, ""
+            return f"**{e}**", monitor.progress_html({}), None, None, None, gr.update(visible=False), ""
         if not run_dir or not Path(run_dir, "status.json").exists():
-            return monitor.summary({}), monitor.progress_html({}), None, None, None, None, ""
+            return monitor.summary({}), monitor.progress_html({}), None, None, None, gr.update(visible=False), ""
         st = runs.status(run_dir)
         figs = monitor.figures([run_dir] + others)
         tail = runs.log_tail(run_dir, 12) if st.get("state") in runs.ACTIVE else st.get("log_tail") or \
             runs.log_tail(run_dir, 12)
         return (monitor.summary(st, run_dir), monitor.progress_html(st), figs["loss"], figs["lr"],
-                figs["speed"], figs["dpo"] if figs["dpo"].data else None, tail)
+                figs["speed"], gr.update(value=figs["dpo"], visible=True) if figs["dpo"].data
+                else gr.update(visible=False), tail)  # the DPO plot shows only for DPO runs
 
     def on_pick(run_dir):  # other tabs follow only runs inside the runs root
         try:
