@@ -189,3 +189,14 @@ def test_fp16_on_cpu_fails_with_the_fix(tiny_model_dir, data_dir, runs_root):
     run_dir = runs.create_run(cfg, runs_root)
     assert worker.main([str(run_dir)]) == 2
     assert "fp16 mixed precision needs an NVIDIA GPU" in runs.status(run_dir)["error"]
+
+
+def test_reward_model_then_grpo_uses_it(tiny_model_dir, data_dir, runs_root):
+    """Two stages: the reward stage's model scores the GRPO stage's completions."""
+    run_dir, st, rows = run({"model": {"name_or_path": str(tiny_model_dir)},
+                             "stages": [{"stage": "reward", "data": {"path": str(data_dir / "pref.jsonl")}},
+                                        {"stage": "grpo", "data": {"path": str(data_dir / "prompts.jsonl")},
+                                         "training": {"num_generations": 2, "max_new_tokens": 8,
+                                                      "batch_size": 2, "max_steps": 2}}]}, runs_root)
+    assert st["stages_done"] == [0, 1] and st["reward_model"].endswith("0-reward")
+    assert any(r.get("stage") == "grpo" and any("reward" in k for k in r) for r in rows)

@@ -116,7 +116,7 @@ def run_stages(run_dir: Path, cfg: RunConfig, resume: bool) -> dict:
     model_path = st.get("next_model") if resume and done else None
     model_path = model_path or build.resolve_model_path(cfg.model.name_or_path)
     result: dict = {}
-    reward_path = ""
+    reward_path = st.get("reward_model", "") if resume else ""  # a reward stage's output feeds GRPO
     for i, scfg in enumerate(cfgs):
         if i in done:
             continue
@@ -124,8 +124,6 @@ def run_stages(run_dir: Path, cfg: RunConfig, resume: bool) -> dict:
             scfg.training.reward = reward_path
         info = build.device_info(scfg)
         if scfg.training.auto_tune and info["device"] == "cuda":
-            import torch
-
             from studio.train.autotune import tune_for_gpu
 
             scfg, notes = tune_for_gpu(scfg, torch.cuda.mem_get_info()[1] / GIB)
@@ -167,7 +165,7 @@ def run_stages(run_dir: Path, cfg: RunConfig, resume: bool) -> dict:
             if ck.exists():  # the next stage's checkpoints start clean; keep this stage's aside
                 shutil.move(str(ck), str(dest.parent / (dest.name + "-checkpoints")))
         done.append(i)
-        update_status(run_dir, stages_done=done, next_model=model_path)
+        update_status(run_dir, stages_done=done, next_model=model_path, reward_model=reward_path)
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
     return result
