@@ -114,9 +114,15 @@ def _grpo(cfg, model_path, tok, train_ds, eval_ds, common, info, callbacks):
                        peft_config=peft_cfg, callbacks=callbacks)
 
 
-def save_output(trainer, cfg: RunConfig, out_dir: Path, tok=None) -> Path:
-    """Adapter (peft) or full model into `out_dir`, with the tokenizer beside it."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+def save_output(trainer, cfg: RunConfig, out_dir: Path, tok=None, main: bool = True) -> Path:
+    """Adapter (peft) or full model into `out_dir`, with the tokenizer beside it.
+
+    Every rank must call it (FSDP gathers the shards collectively; the trainer writes on rank 0
+    only), but only the main rank writes the tokenizer: two ranks writing the same files race.
+    """
+    if main:
+        out_dir.mkdir(parents=True, exist_ok=True)
     trainer.save_model(str(out_dir))
-    (tok or trainer.processing_class).save_pretrained(str(out_dir))
+    if main:
+        (tok or trainer.processing_class).save_pretrained(str(out_dir))
     return out_dir

@@ -152,7 +152,7 @@ def run_stages(run_dir: Path, cfg: RunConfig, resume: bool) -> dict:
         dest = _stage_dirs(run_dir, cfgs, i)
         if IS_MAIN and dest.exists():
             shutil.rmtree(dest)
-        save_output(trainer, scfg, dest)  # every rank calls it: FSDP gathers shards collectively
+        save_output(trainer, scfg, dest, main=IS_MAIN)
         if not IS_MAIN:
             continue
         result = {"final_loss": out.training_loss, "global_step": out.global_step}
