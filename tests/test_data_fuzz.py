@@ -43,15 +43,20 @@ def _load_or_clear_error(path):
         return None
 
 
+def _load_detect_validate(path):
+    """Whatever loads must also survive format detection and validation."""
+    ds = _load_or_clear_error(path)
+    if ds is not None:
+        detect_format(ds)
+        validate_dataset(ds)
+
+
 @FUZZ
 @given(data=st.binary(max_size=400), suffix=st.sampled_from(SUFFIXES))
 def test_random_bytes(workdir, data, suffix):
     p = workdir / f"b{next(_names)}{suffix}"
     p.write_bytes(data)
-    ds = _load_or_clear_error(p)
-    if ds is not None:
-        detect_format(ds)
-        validate_dataset(ds)
+    _load_detect_validate(p)
 
 
 @FUZZ
@@ -63,10 +68,7 @@ def test_random_json_lines(workdir, lines, breaks):
         text = text[:cut] + text[cut + 3:]
     p = workdir / f"j{next(_names)}.jsonl"
     p.write_text(text)
-    ds = _load_or_clear_error(p)
-    if ds is not None:
-        detect_format(ds)
-        validate_dataset(ds)
+    _load_detect_validate(p)
 
 
 @settings(max_examples=15, deadline=None, derandomize=True,
