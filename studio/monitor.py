@@ -72,6 +72,15 @@ def _fmt_s(s: float) -> str:
     return f"{s // 3600}h {s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m {s % 60:02d}s"
 
 
+def took(st: dict[str, Any]) -> str:
+    """How long a finished run took ('' while it runs or when the times are unreadable)."""
+    try:
+        dur = datetime.fromisoformat(st["ended"]) - datetime.fromisoformat(st["started"])
+    except (KeyError, TypeError, ValueError):
+        return ""
+    return _fmt_s(dur.total_seconds())
+
+
 def progress(st: dict[str, Any], now: float | None = None) -> dict[str, Any]:
     """Fraction done and ETA from the steps taken since this stage started (a resumed run's
     earlier steps do not count toward the speed)."""
@@ -116,12 +125,8 @@ def summary(st: dict[str, Any], run_dir: str | Path | None = None) -> str:
         lines.append(f"GPU memory: estimated {e}, used {u}")
     if st.get("final_loss") is not None:
         lines.append(f"Final training loss: {st['final_loss']:.4f}")
-    if st.get("started") and st.get("ended"):
-        try:
-            dur = datetime.fromisoformat(st["ended"]) - datetime.fromisoformat(st["started"])
-            lines.append(f"Took {_fmt_s(dur.total_seconds())}")
-        except ValueError:
-            pass
+    if took(st):
+        lines.append(f"Took {took(st)}")
     if st.get("error"):
         lines.append(f"\n**What went wrong:** {st['error']}")
     return "  \n".join(lines)
@@ -137,7 +142,7 @@ def history_rows(root: str | Path | None = None) -> list[list]:
 
     out = []
     for r in runs.list_runs(root):
-        st = runs.status(r["run_dir"])
+        st = r["status"]
         try:
             cfg = RunConfig.load(Path(r["run_dir"]) / "config.yaml")
             method = f"{cfg.stage} / {cfg.adapter}" + (f" ({len(cfg.stages)} stages)" if cfg.stages else "")
@@ -145,15 +150,8 @@ def history_rows(root: str | Path | None = None) -> list[list]:
         except StudioError:
             method = model = data = "?"
         evals = [m["eval_loss"] for m in runs.read_metrics(r["run_dir"]) if "eval_loss" in m]
-        took = ""
-        if st.get("started") and st.get("ended"):
-            try:
-                took = _fmt_s((datetime.fromisoformat(st["ended"]) -
-                               datetime.fromisoformat(st["started"])).total_seconds())
-            except ValueError:
-                pass
         loss = st.get("final_loss")
         out.append([r["name"], st.get("state", "?"), method, model, data, st.get("step") or "",
                     round(loss, 4) if isinstance(loss, (int, float)) else "",
-                    round(evals[-1], 4) if evals else "", took])
+                    round(evals[-1], 4) if evals else "", took(st)])
     return out

@@ -275,7 +275,7 @@ def list_runs(root: str | Path | None = None) -> list[dict[str, Any]]:
         st = status(d)
         out.append({"run_dir": str(d), "name": d.name, "state": st.get("state", "?"),
                     "started": st.get("started"), "final_loss": st.get("final_loss"),
-                    "stage": st.get("stage"), "error": st.get("error")})
+                    "stage": st.get("stage"), "error": st.get("error"), "status": st})
     return out
 
 

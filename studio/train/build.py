@@ -27,10 +27,10 @@ def resolve_model_path(name_or_path: str) -> str:
 
     The embedded demo model is built on first use, so a fresh clone trains without downloads.
     """
+    local = _local(name_or_path)
+    if local:
+        return local
     p = Path(name_or_path).expanduser()
-    for cand in ([p] if p.is_absolute() else [Path.cwd() / p, paths.REPO_ROOT / p]):
-        if cand.exists():
-            return str(cand.resolve())
     demo = paths.demo_model_dir()
     if p.name == demo.name and p.parent.name == demo.parent.name:
         from studio.demo import ensure_demo
@@ -43,11 +43,16 @@ def resolve_model_path(name_or_path: str) -> str:
 
 
 def resolve_data_path(path: str) -> str:
+    return _local(path) or path  # else maybe a hub dataset id; the loader reports it clearly if not
+
+
+def _local(path: str) -> str | None:
+    """An existing local path: absolute, or relative to the working directory, then the repo."""
     p = Path(path).expanduser()
     for cand in ([p] if p.is_absolute() else [Path.cwd() / p, paths.REPO_ROOT / p]):
         if cand.exists():
             return str(cand.resolve())
-    return path  # maybe a hub dataset id; the loader reports it clearly if not
+    return None
 
 
 def device_info(cfg: RunConfig) -> dict[str, Any]:

@@ -79,9 +79,7 @@ def oom_advice(cfg: RunConfig) -> str:
 def _stage_dirs(run_dir: Path, cfgs: list[RunConfig], i: int) -> Path:
     """Where stage i's output goes: adapter/ or model/ for the last stage, stages/ before that."""
     last = i == len(cfgs) - 1
-    kind = "model" if cfgs[i].adapter == "full" or cfgs[i].stage == "reward" else "adapter"
-    if cfgs[i].stage == "reward":
-        kind = "reward_model"
+    kind = "reward_model" if cfgs[i].stage == "reward" else "model" if cfgs[i].adapter == "full" else "adapter"
     return run_dir / kind if last else run_dir / "stages" / f"{i}-{cfgs[i].stage}"
 
 
