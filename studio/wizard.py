@@ -302,6 +302,11 @@ def _method_and_size(a: Answers, hw: dict, plan: list[str], rec: Recommendation,
             "the studio on a machine with an NVIDIA GPU (a free 16 GB T4 handles a 7B model with QLoRA).")
         return
     free = hw["free_gib"] * 0.9  # keep 10% for the allocator and other programs
+    gpus = int(hw.get("num_gpus") or 1) if hw["device"] == "cuda" else 1
+    if gpus > 1:
+        # FSDP splits weights, gradients and optimizer state over the GPUs; activations and the
+        # gather buffers are not split, hence 80%. The real estimate checks the result (wizard_fit).
+        free = free * gpus * 0.8
     sizes = [s for s in MODEL_SIZES if MODEL_SIZES[s] <= MODEL_SIZES[SIZE_CAP[a.model_size]]]
     if a.model_size == "auto" and a.cost_at_scale:
         sizes = sizes[:3]
@@ -383,6 +388,11 @@ def _config(a: Answers, hw: dict, plan: list[str], rec: Recommendation, st: dict
                       "warmup": 0.05, "weight_decay": 0.01, "precision": prec, "beta": 0.1,
                       "optim": "paged_adamw_8bit" if m == "qlora" else "adamw_torch",
                       "gradient_checkpointing": not big, "save_total_limit": 2}}
+    gpus = int(hw.get("num_gpus") or 1)
+    if gpus > 1:
+        d["training"].update(num_gpus=gpus, grad_accum=max(1, 16 // (batch * gpus)))
+        why(f"All {gpus} GPUs train together (DDP: each takes its share of every batch), about {gpus}x "
+            "faster, with the same effective batch.")
     if len(plan) > 1:
         d["stages"] = [{"stage": s, "data": data(s), "training": {"learning_rate": lrs[s]}} for s in plan]
     why("Defaults from the guides: an effective batch of 16, a 5% warm-up, cosine decay, 10% of the data held "

@@ -1,8 +1,8 @@
 """The wizard's memory check: estimate a recommended config and apply the cheapest fixes until it fits.
 
 Split from studio.wizard, which owns the questions and the decision; this module only knows the
-order of memory-saving changes (checkpointing, smaller batch, 8-bit Adam, LoRA, QLoRA, shorter
-examples) and how to explain each one. The estimate itself is studio.vram's.
+order of memory-saving changes (FSDP on several GPUs, checkpointing, smaller batch, 8-bit Adam,
+LoRA, QLoRA, shorter examples) and how to explain each one. The estimate itself is studio.vram's.
 """
 
 from __future__ import annotations
@@ -13,6 +13,12 @@ from studio.config import RunConfig
 def next_fix(cfg: RunConfig, hw: dict) -> tuple[RunConfig, str] | None:
     """The next cheapest change that saves memory, as (new config, what it did), or None."""
     t = cfg.training
+    if t.num_gpus > 1 and t.distributed == "ddp":
+        # DDP keeps a whole copy on every GPU; FSDP splits it. The GPUs are already in use, so
+        # this keeps every setting and costs only some communication: the cheapest fix there is.
+        return (cfg.merged({"training": {"distributed": "fsdp"}}),
+                f"split the model over the {t.num_gpus} GPUs with FSDP (weights, gradients and optimizer "
+                "state divided between them)")
     if not t.gradient_checkpointing:
         return (cfg.merged({"training": {"gradient_checkpointing": True}}),
                 "turned on gradient checkpointing (about 30% slower, far less activation memory)")

@@ -89,3 +89,17 @@ def test_bad_share_flags_exit_2_without_traceback():
     out = subprocess.run([sys.executable, "app.py", "--share"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert "--auth" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_train_form_round_trips_every_widget_including_multi_gpu():
+    from studio.ui import train_tab
+
+    cfg = train_tab.load_preset("demo-cpu").merged({"training": {"num_gpus": 2, "distributed": "fsdp"}})
+    values = train_tab.form_values(cfg)
+    name, stage, adapter, *widgets, yaml_text = values
+    assert len(widgets) == len(train_tab.ALL_FIELDS)
+    # The widgets win over the YAML box, so a GPU count typed in the form reaches the run config.
+    widgets[[p for _, p, _ in train_tab.ALL_FIELDS].index("training.num_gpus")] = 4
+    back = train_tab.config_from_form("", name, stage, adapter, *widgets)
+    assert back.training.num_gpus == 4 and back.training.distributed == "fsdp"
+    assert back.data.path == cfg.data.path and back.lora.r == cfg.lora.r

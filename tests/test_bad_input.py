@@ -176,7 +176,8 @@ def _train_form(**over):
     cfg = load_preset("demo-cpu")
     form = dict(yaml=cfg.to_yaml(), name="bad", stage="sft", adapter="lora", model="assets/demo-model",
                 data="assets/data/messages_eval.jsonl", epochs=1.0, max_steps=2, batch=2, accum=1, lr=1e-3,
-                max_len=64, r=4, eval=0.0, gc=False, packing=False, answers=True)
+                max_len=64, r=4, eval=0.0, gpus=1, gc=False, packing=False, answers=True,
+                strategy="ddp")
     form.update(over)
     return list(form.values())
 
@@ -185,11 +186,15 @@ def test_train_garbage_never_starts_a_run(ui):
     demo, runs = ui
     start = handler(demo, "train_tab", "on_start")[0]
     before = set(runs.iterdir()) if runs.exists() else set()
+    from studio.ui.train_tab import config_from_form
+
+    config_from_form(*_train_form()).check()  # the untouched form is valid: each case below breaks one thing
     cases = [dict(name="   "), dict(name="a/b"), dict(name=".hidden"), dict(stage="nope"), dict(adapter="dora!"),
              dict(model="   "), dict(data="   "), dict(epochs=-1, max_steps=-1), dict(max_steps=2.5),
              dict(batch=0), dict(batch=-3), dict(batch=1e30), dict(accum=0), dict(lr=-1), dict(lr=50),
              dict(lr=math.nan), dict(max_len=1), dict(max_len=10**12), dict(r=0), dict(r=10**9),
-             dict(eval=2), dict(eval=-0.5), dict(epochs=math.inf), dict(batch="eight"), dict(gc="maybe")]
+             dict(eval=2), dict(eval=-0.5), dict(epochs=math.inf), dict(batch="eight"), dict(gc="maybe"),
+             dict(gpus=0), dict(gpus=2.5), dict(gpus="two"), dict(strategy="mpi")]
     yamls = ["name: [unclosed", "[1, 2]", "training: 7", "training: {batch_size: abc}",
              "training: {learning_rate: 1e400}", "lora: {r: -4}", "data: {max_length: [1, 2]}",
              "stages: 5", "stages: [{stage: dpo, training: {beta: -1}}]", "unknown_key: 1",
@@ -198,7 +203,7 @@ def test_train_garbage_never_starts_a_run(ui):
         kind, msg = outcome(start, *_train_form(**over))
         assert kind == "error", (over, msg)
     for text in yamls:
-        kind, msg = outcome(start, text, "bad", "sft", "lora", *[None] * 13)
+        kind, msg = outcome(start, text, "bad", "sft", "lora", *[None] * 15)
         assert kind == "error", (text, msg)
     assert (set(runs.iterdir()) if runs.exists() else set()) == before
     for fn_name in ("on_stop", "on_resume"):

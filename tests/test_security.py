@@ -227,7 +227,7 @@ def test_train_tab_refuses_paths_outside_and_foreign_runs(ui):
     yaml_text = cfg.to_yaml()
 
     def form(model="assets/demo-model", data="assets/data/messages_eval.jsonl"):
-        return [yaml_text, "sec", "sft", "lora", model, data, 1.0, 2, 2, 1, 1e-3, 64, 4, 0.0, False, False, True]
+        return [yaml_text, "sec", "sft", "lora", model, data, 1.0, 2, 2, 1, 1e-3, 64, 4, 0.0, 1, False, False, True, "ddp"]
 
     before = set(runs.iterdir())
     _refused(start, *form(data="/etc/passwd"))
@@ -239,7 +239,7 @@ def test_train_tab_refuses_paths_outside_and_foreign_runs(ui):
 
     bad_yaml = yaml.safe_dump(staged)
     with pytest.raises(gr.Error, match=OUTSIDE_MSG):
-        start(bad_yaml, "sec", "sft", "lora", *[None] * 13)
+        start(bad_yaml, "sec", "sft", "lora", *[None] * 15)
     assert set(runs.iterdir()) == before  # nothing was created
     # Stop signals the pid in a run's status.json: a folder outside the runs root is refused.
     fake = outside / "fake-run"

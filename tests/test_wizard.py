@@ -226,6 +226,23 @@ def test_vram_fixes_are_applied_cheapest_first(monkeypatch):
     assert "gradient checkpointing" in text(rec) and "qlora" in text(rec)
 
 
+def test_several_gpus_train_together_and_split_the_model_when_needed(monkeypatch):
+    four = {**A100_80, "num_gpus": 4}
+    calls = fake_vram(monkeypatch, lambda c: c.training.distributed == "fsdp")
+    rec = recommend(ans(hardware=four, model_size="medium", method="full"))
+    cfg = ok(rec)
+    # All four GPUs from the start (DDP, same effective batch of 16); when that doesn't fit, FSDP
+    # comes before any fix that costs speed or quality, and the method stays full fine-tuning.
+    t = cfg.training
+    assert cfg.adapter == "full" and t.num_gpus == 4 and t.distributed == "fsdp"
+    assert t.batch_size * t.grad_accum * t.num_gpus == 16 and not t.gradient_checkpointing
+    assert [c.training.distributed for c in calls] == ["ddp", "fsdp"]
+    assert "all 4 gpus train together" in text(rec) and "over the 4 gpus with fsdp" in text(rec)
+    # One GPU: the same plan takes the single-GPU fixes.
+    fake_vram(monkeypatch, lambda c: c.training.gradient_checkpointing)
+    assert ok(recommend(ans(hardware=A100_80, model_size="medium", method="full"))).training.num_gpus == 1
+
+
 def test_vram_check_covers_every_stage(monkeypatch):
     calls = fake_vram(monkeypatch, lambda c: c.stage != "dpo" or c.adapter == "qlora")
     rec = recommend(ans(data_kinds=["chat", "preferences"], n_examples=3000))
@@ -249,6 +266,16 @@ def test_missing_or_failing_estimator_degrades(monkeypatch):
     monkeypatch.setitem(sys.modules, "studio.vram", types.SimpleNamespace(estimate=broken))
     rec = recommend(ans())
     assert ok(rec) and "unknown model" in text(rec) and rec.vram_fits is None
+
+
+def test_real_estimator_fits_full_fine_tuning_across_gpus(monkeypatch):
+    monkeypatch.delitem(sys.modules, "studio.vram")
+    pytest.importorskip("studio.vram")
+    rec = recommend(ans(hardware={**A100_80, "num_gpus": 4}, model_size="medium", method="full"))
+    cfg = ok(rec)
+    # One A100 holds full fine-tuning of 3B at most; four with FSDP hold the 7B.
+    assert rec.model_size == "7B" and cfg.adapter == "full", rec.reasons
+    assert rec.vram_fits is True and cfg.training.num_gpus == 4 and cfg.training.distributed == "fsdp", rec.reasons
 
 
 def test_real_estimator_accepts_the_wizard_configs(monkeypatch):

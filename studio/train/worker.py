@@ -136,6 +136,11 @@ def run_stages(run_dir: Path, cfg: RunConfig, resume: bool) -> dict:
         cb = StudioCallback(run_dir, scfg.stage, i, len(cfgs))
         trainer = make_trainer(scfg, model_path, run_dir, info, [cb])
         _record_params(run_dir, trainer)
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and IS_MAIN:
+            from studio.train.distributed import describe
+
+            print(describe(scfg.training.distributed, trainer.accelerator.distributed_type.name,
+                           int(os.environ["WORLD_SIZE"])), flush=True)
         ckpt = None
         if resume:
             from studio.runs import last_checkpoint

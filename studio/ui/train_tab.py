@@ -13,7 +13,7 @@ from pathlib import Path
 import gradio as gr
 
 from studio import monitor, paths, runs
-from studio.config import ADAPTERS, STAGES, RunConfig
+from studio.config import ADAPTERS, DISTRIBUTED, STAGES, RunConfig
 from studio.errors import StudioError
 from studio.paths import check_allowed, check_config_paths
 
@@ -30,12 +30,20 @@ FIELDS = [
     ("Max length (tokens)", "data.max_length", "Longer examples are cut. Memory grows with this."),
     ("LoRA rank", "lora.r", "Size of the adapter. Higher learns more and uses more memory."),
     ("Hold out for eval", "data.eval_fraction", "Fraction of rows kept aside to measure eval loss (0 = none)."),
+    ("GPUs", "training.num_gpus", "More than 1 launches one process per GPU through accelerate."),
 ]
 CHECKS = [
     ("Gradient checkpointing", "training.gradient_checkpointing", "Saves memory, about 30% slower."),
     ("Packing", "data.packing", "Put several short examples in one row: fewer pad tokens, faster."),
     ("Train on answers only", "data.completion_only", "Loss only on assistant/completion tokens."),
 ]
+CHOICES = [
+    ("Multi-GPU strategy", "training.distributed",
+     "With GPUs > 1. ddp: a full copy per GPU (fastest when it fits) · fsdp: weights, gradients and "
+     "optimizer state split across GPUs · deepspeed_zero2/3: DeepSpeed's split (needs deepspeed)."),
+]
+OPTIONS = {"training.distributed": list(DISTRIBUTED)}
+ALL_FIELDS = FIELDS + CHECKS + CHOICES
 
 
 def preset_names() -> list[str]:
@@ -64,14 +72,14 @@ def config_from_form(yaml_text: str, name: str, stage: str, adapter: str, *value
 
     cfg = RunConfig.from_yaml(yaml_text or "")
     over = {"name": name or cfg.name, "stage": stage, "adapter": adapter}
-    for (_, path, _), v in zip(FIELDS + CHECKS, values):
+    for (_, path, _), v in zip(ALL_FIELDS, values):
         if v is not None and v != "":
             over = deep_merge(over, _nest(path, v))
     return cfg.merged(over)
 
 
 def form_values(cfg: RunConfig) -> list:
-    return [cfg.name, cfg.stage, cfg.adapter] + [_get(cfg, p) for _, p, _ in FIELDS + CHECKS] + [cfg.to_yaml()]
+    return [cfg.name, cfg.stage, cfg.adapter] + [_get(cfg, p) for _, p, _ in ALL_FIELDS] + [cfg.to_yaml()]
 
 
 def build(shared) -> None:
@@ -95,6 +103,8 @@ def build(shared) -> None:
                 widgets.append(kind(label=label, value=v, info=tip))
             for label, path, tip in CHECKS:
                 widgets.append(gr.Checkbox(label=label, value=_get(default, path), info=tip))
+            for label, path, tip in CHOICES:
+                widgets.append(gr.Dropdown(OPTIONS[path], value=_get(default, path), label=label, info=tip))
             with gr.Accordion("All settings (YAML)", open=False):
                 yaml_box = gr.Code(default.to_yaml(), language="yaml", label="Run config")
             with gr.Row():

@@ -42,7 +42,7 @@ TITLES = {"prompting": "Start with prompting", "rag": "Use retrieval (RAG), not 
 
 def hardware_text(hw: dict) -> str:
     if hw.get("device") == "cuda":
-        more = f" ({hw['num_gpus']} GPUs; the plan uses one)" if hw.get("num_gpus", 1) > 1 else ""
+        more = f" ({hw['num_gpus']} GPUs; a plan that does not fit one spreads over all)" if hw.get("num_gpus", 1) > 1 else ""
         return (f"**Detected:** {hw['gpu_name']}, {hw['free_gib']:.1f} GiB of GPU memory free "
                 f"of {hw['total_gib']:.1f} GiB{more}.")
     if hw.get("device") == "mps":
