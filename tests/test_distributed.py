@@ -166,3 +166,15 @@ def test_describe_names_a_fallback():
     assert distributed.describe("fsdp", "FSDP", 2).startswith("Distributed: FSDP2")
     line = distributed.describe("deepspeed_zero2", "MULTI_CPU", 2)
     assert "deepspeed_zero2 was asked for but needs CUDA GPUs; this run uses DDP instead" in line
+
+
+@pytest.mark.slow
+def test_fsdp_qlora_shards_the_4bit_weights(tiny_model_dir, runs_root, tmp_path, gpu_strategies_on_cpu):
+    pytest.importorskip("bitsandbytes")
+    fsdp = _train(tiny_model_dir, runs_root, tmp_path, "fsdp-qlora", distributed="fsdp", adapter="qlora")
+    log = (fsdp / "stdout.log").read_text()
+    # Stored as uint8, accelerate leaves the 4-bit weights whole on every rank and says so.
+    assert "Distributed: FSDP2" in log and "Excluding from FSDP2 sharding" not in log
+    assert runs.status(fsdp)["quantization"] == "nf4"
+    ddp = _train(tiny_model_dir, runs_root, tmp_path, "ddp-qlora", distributed="ddp", adapter="qlora")
+    _assert_same(_weights(fsdp), _weights(ddp))

@@ -131,9 +131,13 @@ def load_model(model_path: str, cfg: RunConfig, info: dict[str, Any], reward: bo
         from transformers import BitsAndBytesConfig
 
         compute = info["dtype"] if info["dtype"] != torch.float32 else torch.bfloat16
+        fsdp = os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true"  # set by `accelerate launch`
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=compute)
+            bnb_4bit_compute_dtype=compute,
+            # FSDP can only shard 4-bit weights stored in a float dtype; stored as uint8 they are
+            # left whole on every GPU (accelerate warns "Excluding from FSDP2 sharding").
+            bnb_4bit_quant_storage=compute if fsdp else torch.uint8)
         if info["device"] == "cuda":
             kwargs["device_map"] = {"": torch.cuda.current_device()}
     cls = AutoModelForSequenceClassification if reward else AutoModelForCausalLM
