@@ -10,6 +10,8 @@ starts empty:
   trl_best       padding-free packing + Liger kernels
   ours           our trainer (studio.train.stages.make_trainer) with the settings the studio
                  picks for this GPU (studio.train.autotune)
+  ours_compile   the same plus torch.compile, to decide whether autotune should turn it on
+                 (its compile time is reported apart: the clock starts after step 3)
 The TRL rows and the plain loop use gradient checkpointing, as in the reference points.
 
 Usage (GPU machine): python bench/bench_train_speed.py --model llama-3.1-8b --steps 12 --out DIR
@@ -37,7 +39,7 @@ SHAPES = {  # public config.json shapes
                          num_attention_heads=12, num_key_value_heads=2, vocab_size=151936, rope_theta=1e6,
                          max_position_embeddings=32768, rms_norm_eps=1e-6, tie_word_embeddings=True),
 }
-SETUPS = ["plain_padded", "trl_padded", "trl_packed", "trl_best", "ours"]
+SETUPS = ["plain_padded", "trl_padded", "trl_packed", "trl_best", "ours", "ours_compile"]
 
 
 def lengths(n: int, seed: int = 0, fixed: int = 0) -> list[int]:
@@ -147,20 +149,24 @@ def run_trainer(setup: str, model_dir: Path, lens: list[int], steps: int, batch:
                                             "save_steps": 10**6, "precision": "bf16", "warmup": 0.0}})
     t, d = cfg.training, cfg.data
     packed_batch = max(1, batch * 300 // 2048 + 1)  # rows of up to 2048 tokens, ~same tokens/step
-    if setup in ("trl_packed", "trl_best", "ours"):  # ours starts from the same batch, then tunes
+    if setup in ("trl_packed", "trl_best", "ours", "ours_compile"):  # ours starts from the same batch, then tunes
         d.packing = d.padding_free = True
         t.batch_size = packed_batch
     if setup == "trl_best":
         t.liger = True
-    if setup == "ours":
+    if setup in ("ours", "ours_compile"):
         from studio.train.autotune import tune_for_gpu
 
         cfg, notes = tune_for_gpu(cfg, torch.cuda.mem_get_info()[1] / 2**30)
-        print("ours:", "; ".join(notes), flush=True)
+        cfg.training.torch_compile = setup == "ours_compile"
+        print(f"{setup}:", "; ".join(notes), flush=True)
     info = build.device_info(cfg)
     marks = {}
 
     class Clock(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kw):
+            marks["begin"] = time.perf_counter()
+
         def on_step_end(self, args, state, control, **kw):
             if state.global_step == 3:
                 torch.cuda.synchronize()
@@ -172,7 +178,8 @@ def run_trainer(setup: str, model_dir: Path, lens: list[int], steps: int, batch:
     torch.cuda.synchronize()
     dt = time.perf_counter() - marks["t0"]
     return {"tokens_per_s": (trainer.state.num_input_tokens_seen - marks["tok0"]) / dt,
-            "settings": {"gc": cfg.training.gradient_checkpointing, "packing": cfg.data.packing,
+            "first_3_steps_s": round(marks["t0"] - marks["begin"], 1),  # compile time shows here
+            "settings": {"compile": cfg.training.torch_compile, "gc": cfg.training.gradient_checkpointing, "packing": cfg.data.packing,
                          "padding_free": cfg.data.padding_free, "liger": cfg.training.liger,
                          "batch": cfg.training.batch_size, "optim": cfg.training.optim}}
 
@@ -228,6 +235,9 @@ def main() -> None:
     ok = {r["setup"]: r for r in results if "tokens_per_s" in r}
     if "ours" in ok and "trl_best" in ok:
         print(f"ratio ours / trl_best: {ok['ours']['tokens_per_s'] / ok['trl_best']['tokens_per_s']:.2f}x")
+    if "ours" in ok and "ours_compile" in ok:
+        print(f"ratio ours_compile / ours: {ok['ours_compile']['tokens_per_s'] / ok['ours']['tokens_per_s']:.2f}x "
+              f"(first 3 steps {ok['ours_compile']['first_3_steps_s']} s vs {ok['ours']['first_3_steps_s']} s)")
     if "ours" in ok and "trl_padded" in ok:
         print(f"ratio ours / trl_padded: {ok['ours']['tokens_per_s'] / ok['trl_padded']['tokens_per_s']:.2f}x")
     meta = {"date": time.strftime("%Y-%m-%d"), "device": torch.cuda.get_device_name(0), "model": a.model,

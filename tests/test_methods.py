@@ -200,3 +200,19 @@ def test_reward_model_then_grpo_uses_it(tiny_model_dir, data_dir, runs_root):
                                                       "batch_size": 2, "max_steps": 2}}]}, runs_root)
     assert st["stages_done"] == [0, 1] and st["reward_model"].endswith("0-reward")
     assert any(r.get("stage") == "grpo" and any("reward" in k for k in r) for r in rows)
+
+
+@pytest.mark.slow
+def test_torch_compile_trains_like_eager(tiny_model_dir, data_dir, runs_root):
+    # In a subprocess: compiled graphs and dynamo's caches stay out of this test process.
+    losses = {}
+    for compiled in (False, True):
+        cfg = RunConfig.from_dict({"name": f"compile-{compiled}", "model": {"name_or_path": str(tiny_model_dir)},
+                                   "data": {"path": str(data_dir / "chat.jsonl"), "max_length": 64},
+                                   "training": {"max_steps": 4, "batch_size": 4, "learning_rate": 5e-3,
+                                                "logging_steps": 1, "save_steps": 100, "torch_compile": compiled}})
+        run_dir = runs.create_run(cfg, runs_root)
+        assert runs.start(run_dir).wait(timeout=600) == 0, runs.log_tail(run_dir, 30)
+        losses[compiled] = [r["loss"] for r in runs.read_metrics(run_dir) if "loss" in r]
+    assert losses[True][-1] < losses[True][0]
+    assert losses[True] == pytest.approx(losses[False], rel=1e-3)  # same math, fused kernels
