@@ -13,12 +13,12 @@ COMMANDS = {
     "app": ("app_main", "start the web app (same as python app.py)"),
     "train": ("studio.train.cli", "train from a YAML config: train CONFIG.yaml [--run-dir DIR]"),
     "data": ("studio.data.cli", "inspect / clean / split a dataset"),
-    "vram": ("studio.vram", "estimate peak GPU memory for a run"),
+    "vram": ("studio.vram_cli", "estimate peak GPU memory for a run"),
     "eval": ("studio.evaluate", "batch-evaluate base vs fine-tuned: eval RUN_DIR --json"),
     "export": ("studio.export", "export a run: export RUN_DIR --format F --out DIR"),
     "demo": ("studio.demo", "rebuild the embedded demo model and sample data"),
     "runs": ("studio.runs", "list runs and their states"),
-    "wizard": ("studio.wizard", "answer the wizard's questions from the command line"),
+    "wizard": ("studio.wizard_cli", "answer the wizard's questions from the command line"),
 }
 
 

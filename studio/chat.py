@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from studio.errors import StudioError
+from studio.chat_stream import eos_ids, make_streamer, new_ids, stop_criteria
 from studio.model_cache import BASE, Cancels, LoadedModel, ModelCache  # noqa: F401 (re-exported)
 
 
@@ -208,76 +209,6 @@ def _encode(entry: LoadedModel, convs: list[list[dict]], max_new: int):
     return {k: v.to(entry.device) for k, v in enc.items()}
 
 
-def _stop_criteria(event: threading.Event | None):
-    import torch
-    from transformers import StoppingCriteria, StoppingCriteriaList
-
-    class _Cancelled(StoppingCriteria):
-        def __call__(self, input_ids, scores, **kwargs):
-            return torch.full((input_ids.shape[0],), bool(event and event.is_set()), dtype=torch.bool,
-                              device=input_ids.device)
-
-    return StoppingCriteriaList([_Cancelled()])
-
-
-def _eos_ids(entry: LoadedModel) -> set[int]:
-    ids = getattr(getattr(entry.model, "generation_config", None), "eos_token_id", None)
-    ids = set(ids if isinstance(ids, (list, tuple)) else [ids] if ids is not None else [])
-    if entry.tokenizer.eos_token_id is not None:
-        ids.add(entry.tokenizer.eos_token_id)
-    return ids
-
-
-def _make_streamer(tok, rows: list[int], eos: set[int], q: queue.Queue):
-    """A streamer for a batch: put() gets one [batch] tensor per step; text goes out per row."""
-    from transformers.generation.streamers import BaseStreamer
-
-    class RowStreamer(BaseStreamer):
-        def __init__(self):
-            self.ids = [[] for _ in rows]
-            self.sent = ["" for _ in rows]
-            self.done = [False for _ in rows]
-            self.prompt_seen = False
-
-        def put(self, value):
-            if not self.prompt_seen and value.dim() > 1:  # the first call carries the prompt ids
-                self.prompt_seen = True
-                return
-            for i, t in enumerate(value.reshape(-1).tolist()):
-                if self.done[i]:
-                    continue  # after its end a row only gets padding
-                if t in eos:
-                    self.done[i] = True
-                    continue
-                self.ids[i].append(t)
-                self._emit(i, final=False)
-
-        def _emit(self, i: int, final: bool):
-            text = tok.decode(self.ids[i], skip_special_tokens=True)
-            if not final and text.endswith("\ufffd"):
-                return  # half a multi-byte character: wait for the next token
-            if text.startswith(self.sent[i]):
-                if len(text) > len(self.sent[i]):
-                    q.put(("delta", rows[i], text[len(self.sent[i]):]))
-            else:  # decoding a longer prefix changed earlier text: resend the row
-                q.put(("set", rows[i], text))
-            self.sent[i] = text
-
-        def end(self):
-            for i in range(len(rows)):
-                self._emit(i, final=True)
-
-    return RowStreamer()
-
-
-def _new_ids(out, prompt_len: int, eos: set[int]) -> list[list[int]]:
-    """The generated ids of each row, up to (not including) its first end-of-sequence token."""
-    rows = []
-    for row in out[:, prompt_len:].tolist():
-        rows.append(row[:next((j for j, t in enumerate(row) if t in eos), len(row))])
-    return rows
-
-
 def _execute(cache: ModelCache, sides: list[Side], convs: list[list[dict]], s: GenSettings,
              q: queue.Queue | None = None, cancel: threading.Event | None = None,
              batch_rows: int = 16, progress: Callable[[int, int], None] | None = None) -> list[tuple[list[int], str]]:
@@ -294,9 +225,9 @@ def _execute(cache: ModelCache, sides: list[Side], convs: list[list[dict]], s: G
             if cancel is not None and cancel.is_set():
                 return res
             enc = _encode(entry, [convs[r] for r in chunk], s.max_new_tokens)
-            eos = _eos_ids(entry)
+            eos = eos_ids(entry)
             kw: dict[str, Any] = dict(max_new_tokens=int(s.max_new_tokens), pad_token_id=entry.tokenizer.pad_token_id,
-                                      stopping_criteria=_stop_criteria(cancel))
+                                      stopping_criteria=stop_criteria(cancel))
             if s.temperature > 0:
                 kw.update(do_sample=True, temperature=float(s.temperature), top_p=float(s.top_p))
             else:
@@ -304,7 +235,7 @@ def _execute(cache: ModelCache, sides: list[Side], convs: list[list[dict]], s: G
             if s.stop:
                 kw.update(stop_strings=list(s.stop), tokenizer=entry.tokenizer)
             if q is not None:
-                kw["streamer"] = _make_streamer(entry.tokenizer, chunk, eos, q)
+                kw["streamer"] = make_streamer(entry.tokenizer, chunk, eos, q)
             if not entry.lock.acquire(blocking=False):
                 if q is not None:
                     q.put(("note", None, "Waiting for the model: another generation is running (you are queued)."))
@@ -318,7 +249,7 @@ def _execute(cache: ModelCache, sides: list[Side], convs: list[list[dict]], s: G
                     out = entry.model.generate(**enc, **extra, **kw)
             finally:
                 entry.lock.release()
-            for r, row in zip(chunk, _new_ids(out, enc["input_ids"].shape[1], eos)):
+            for r, row in zip(chunk, new_ids(out, enc["input_ids"].shape[1], eos)):
                 res[r] = (row, entry.tokenizer.decode(row, skip_special_tokens=True))
             done += len(chunk)
             if progress:

@@ -2,23 +2,19 @@
 
 Owns the questions (`Answers`), the decision (`recommend`: pure apart from the lazy VRAM estimate),
 the short reasons shown to the user (paraphrasing the guides: prompting first, RAG for knowledge,
-fine-tuning for style/format/behaviour, privacy or cost at scale), and the CLI
-`python -m studio wizard --answers answers.yaml [--json] [--save CONFIG.yaml]`. It does not read
+fine-tuning for style/format/behaviour, privacy or cost at scale). The CLI is studio.wizard_cli;
+the memory check and its fixes are studio.wizard_fit. It does not read
 hardware beyond `detect_hardware()` (a thin adapter over studio.hardware), own the memory model
 (studio.vram), the preset files (studio.presets) or any widget (studio.ui.wizard_tab).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import yaml
 
 from studio.config import RunConfig
 from studio.errors import StudioError
@@ -398,35 +394,3 @@ def _config(a: Answers, hw: dict, plan: list[str], rec: Recommendation, st: dict
     why("Defaults from the guides: an effective batch of 16, a 5% warm-up, cosine decay, 10% of the data held "
         f"out to catch overfitting, and {d['training']['epochs']:g} epochs for {n} examples.")
     return RunConfig().merged(d)
-
-
-def main(argv: list[str]) -> int:
-    """`python -m studio wizard --answers answers.yaml [--json] [--save CONFIG.yaml]`."""
-    ap = argparse.ArgumentParser(prog="python -m studio wizard",
-                                 description="Answer the wizard's questions from a YAML file and print its advice.")
-    ap.add_argument("--answers", required=True, help="YAML file of answers: goal, prompting, n_examples, ...")
-    ap.add_argument("--json", action="store_true", help="print the recommendation and config as JSON")
-    ap.add_argument("--save", help="also write the recommended config to this YAML file")
-    args = ap.parse_args(argv)
-    try:
-        data = yaml.safe_load(Path(args.answers).read_text(encoding="utf-8")) or {}
-    except OSError:
-        raise StudioError(f"Answers file not found: {args.answers}. Write a YAML file such as:\n"
-                          "goal: style\nprompting: partly\nn_examples: 800\ndata_kinds: [chat]") from None
-    except yaml.YAMLError as e:
-        raise StudioError(f"{args.answers} is not valid YAML ({e}). Check the indentation and colons.") from None
-    if not isinstance(data, dict):
-        raise StudioError(f"{args.answers} must be a mapping of answers (name: value), not a {type(data).__name__}.")
-    answers = Answers.from_dict(data)
-    if not answers.hardware:
-        answers.hardware = detect_hardware()
-    rec = recommend(answers)
-    if args.save and rec.config:
-        rec.config.save(args.save)
-    if args.json:
-        print(json.dumps(rec.to_dict(), indent=2))
-    else:
-        print(rec.to_text())
-        if rec.config:
-            print("\nConfig:\n" + rec.config.to_yaml())
-    return 0

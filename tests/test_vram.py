@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from studio import vram
+from studio import vram, vram_cli
 from studio.errors import StudioError
-from studio.vram import GIB, make_config
+from studio.vram import GIB
+from studio.vram_cli import make_config
 from studio.vram_arch import BUILTIN, ModelShape, builtin_shape, resolve_shape
 
 REPO = Path(__file__).resolve().parent.parent
@@ -228,16 +229,16 @@ def test_small_run_fits_with_a_plain_verdict():
 
 
 def test_eta_from_measured_and_looked_up_throughput():
-    assert vram.eta(1_000_000, tokens_per_s=2000)["seconds"] == pytest.approx(500)
-    looked = vram.eta(10_000_000, shape=Q05, method="lora", gpu="H100")
+    assert vram_cli.eta(1_000_000, tokens_per_s=2000)["seconds"] == pytest.approx(500)
+    looked = vram_cli.eta(10_000_000, shape=Q05, method="lora", gpu="H100")
     assert looked["seconds"] > 0 and "H100" in looked["source"] and looked["text"].startswith("about")
-    slow = vram.eta(10_000_000, shape=Q05, method="lora", gpu="T4")
+    slow = vram_cli.eta(10_000_000, shape=Q05, method="lora", gpu="T4")
     assert slow["seconds"] > looked["seconds"]
 
 
 # -- CLI -----------------------------------------------------------------------------------------
 def test_cli_json_shape(capsys):
-    assert vram.main(["--model", "Qwen2.5-0.5B", "--method", "lora", "--batch", "4", "--seq", "1024",
+    assert vram_cli.main(["--model", "Qwen2.5-0.5B", "--method", "lora", "--batch", "4", "--seq", "1024",
                       "--gc", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out["breakdown"]) == set(vram.COMPONENTS)

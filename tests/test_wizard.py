@@ -10,7 +10,7 @@ import types
 import pytest
 import yaml
 
-from studio import wizard
+from studio import wizard, wizard_cli
 from studio.config import RunConfig
 from studio.errors import StudioError
 from studio.wizard import Answers, recommend
@@ -320,17 +320,17 @@ def test_cli_prints_json_and_saves_a_loadable_config(tmp_path, capsys):
     answers.write_text(yaml.safe_dump({"goal": "format", "prompting": "fails", "n_examples": 1500,
                                        "data_kinds": ["instructions"], "hardware": T4}))
     out = tmp_path / "cfg.yaml"
-    assert wizard.main(["--answers", str(answers), "--json", "--save", str(out)]) == 0
+    assert wizard_cli.main(["--answers", str(answers), "--json", "--save", str(out)]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["approach"] == "fine_tune" and data["config"]["adapter"] == "qlora"
     assert RunConfig.load(out).validate() == []
-    assert wizard.main(["--answers", str(answers)]) == 0
+    assert wizard_cli.main(["--answers", str(answers)]) == 0
     assert "Recommendation: Fine-tune" in capsys.readouterr().out
 
 
 def test_cli_missing_answers_file(tmp_path):
     with pytest.raises(StudioError, match="not found"):
-        wizard.main(["--answers", str(tmp_path / "nope.yaml")])
+        wizard_cli.main(["--answers", str(tmp_path / "nope.yaml")])
 
 
 # -- the Wizard tab's handlers (widgets are wiring only) -------------------------------------------

@@ -1,7 +1,7 @@
 """Memory tab: live GPU/CPU/RAM readings and "will it fit?" for a planned run.
 
 Widgets and wiring only: readings come from studio.hardware (refreshed by a gr.Timer that runs
-while this tab is selected), the estimate, advice and ETA from studio.vram. Every setting has a
+while this tab is selected), the estimate and advice from studio.vram, the ETA from studio.vram_cli. Every setting has a
 tooltip; errors become a plain warning, never a traceback.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from studio import hardware, vram
+from studio import hardware, vram, vram_cli
 from studio.config import OPTIMIZERS, RunConfig
 from studio.errors import StudioError
 from studio.paths import check_allowed
@@ -100,7 +100,7 @@ def estimate_view(model, method, dpo, dpo_ref, batch, seq, accum, gc, optim, lor
         batch, seq, accum = _whole(batch, "Batch size", 1), _whole(seq, "Max length", 16), \
             _whole(accum, "Gradient accumulation", 1)
         lora_r, gpus, zero = _whole(lora_r, "LoRA rank", 16), _whole(gpus, "GPUs", 1), _whole(zero, "ZeRO stage", 0)
-        cfg = vram.make_config(str(model or ""), method, batch, seq, bool(gc), optim, lora_r,
+        cfg = vram_cli.make_config(str(model or ""), method, batch, seq, bool(gc), optim, lora_r,
                                targets or "all-linear", liger=bool(liger), dpo=bool(dpo),
                                dpo_ref="copy" if dpo_ref else "none", precision=precision,
                                gpus=gpus, zero=zero, grad_accum=accum)
@@ -122,7 +122,7 @@ def estimate_view(model, method, dpo, dpo_ref, batch, seq, accum, gc, optim, lor
     try:
         n_tokens, tps = float(tokens or 0), float(tokens_per_s or 0)
         if 0 < n_tokens < 1e15 and 0 <= tps < 1e12:  # NaN and inf fail both tests
-            e = vram.eta(n_tokens, tokens_per_s=tps or None, shape=vram.resolve_shape(str(model)),
+            e = vram_cli.eta(n_tokens, tokens_per_s=tps or None, shape=vram.resolve_shape(str(model)),
                          method=method, gpu=gpu_name, seq=seq, gc=bool(gc), num_gpus=gpus)
             eta_md = (f"**Time to train {n_tokens:,.0f} tokens:** {e['text']} at {e['tokens_per_s']:,.0f} "
                       f"tokens/s ({e['source']}).")
