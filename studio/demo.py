@@ -22,7 +22,7 @@ from pathlib import Path
 
 from studio.demo_data import CORPUS_FILES, DATA_FILES, SEED, write_corpus, write_datasets
 
-BUILD_VERSION = 1  # bump when the recipe changes: ensure_demo rebuilds older folders
+BUILD_VERSION = 2  # bump when the recipe changes: ensure_demo rebuilds older folders
 VOCAB_SIZE = 2048  # small corpus: ~2k tokens already covers nearly every word whole
 # ~0.7M parameters (3 layers x 96 wide, 2k vocab): big enough to answer in words, small enough to
 # pre-train in ~25 s of one CPU core and to LoRA-tune in ~1 minute.

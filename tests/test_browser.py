@@ -58,6 +58,11 @@ if _skip_reason():
 
 from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
+# Playwright's assertions wait 5 s by default. On a 2-core CI machine with a run training in the
+# background an upload or a tab's answer can take longer (a two-session run failed that way), so
+# every assertion waits up to 30 s; the slow steps still set their own, longer limits.
+expect.set_options(timeout=30_000)
+
 
 # -- the app -------------------------------------------------------------------------------------
 def _free_port() -> int:

@@ -33,7 +33,7 @@ __all__ = ["FORMATS", "TARGETS", "FormatGuess", "detect_format", "load_rows",
 def prepare_for_training(path, fmt: str = "auto", target: str = "messages",
                          column_map: dict | None = None, *, conversational: bool = True,
                          tokenizer=None, limit: int | None = None, skip_invalid: float = 0.0,
-                         log=print):
+                         tool_template: bool = False, log=print):
     """Load `path`, detect (or take) its format, validate every row, convert to `target`.
 
     target: "messages" | "prompt_completion" | "preference" | "text" (see formats.py).
@@ -42,6 +42,8 @@ def prepare_for_training(path, fmt: str = "auto", target: str = "messages",
     skip_invalid: the largest fraction of rows (0..1) that may be dropped for failing
     validation; they are named through `log` with their fixes. More than that still fails, so a
     broken file never trains silently on what is left.
+    tool_template: the model's chat template renders tool calls (formats.template_renders_tools);
+    then a chat dataset with tool calls keeps them structured, with its `tools` definitions.
     Returns a datasets.Dataset with only the target columns. Raises StudioError naming the file,
     the rows and the fix when the data can't be trained on.
     """
@@ -92,8 +94,14 @@ def prepare_for_training(path, fmt: str = "auto", target: str = "messages",
             f"Fix: correct those rows, or drop them with `python -m studio data clean {label} "
             "--out DIR` and train on DIR/clean.jsonl.",
             problems=[str(i) for i in issues])
+    from studio.data.formats import has_tool_calls
+
+    tools = target == "messages" and has_tool_calls(ds, guess.name)
+    if tools and not tool_template:
+        log(f"{label}: the rows call tools, but this model's chat template has no tool support: "
+            "each call is trained as JSON text in the assistant's answer.")
     try:
         return to_trainer_format(ds, guess, target, conversational=conversational,
-                                 tokenizer=tokenizer)
+                                 tokenizer=tokenizer, tools=tools and tool_template)
     except StudioError as e:
         raise StudioError(f"{label}: {e}") from None

@@ -182,8 +182,52 @@ def content_text(c) -> str | None:
     return json.dumps(c, ensure_ascii=False)
 
 
-def chat_turns(turns, style: str = "messages") -> list[dict]:
-    """Normalise a list of {role, content} or {from, value} dicts into [{role, content}]."""
+def _arguments(args):
+    """Tool-call arguments as a dict where they are JSON (templates print them with tojson)."""
+    if isinstance(args, str):
+        try:
+            parsed = json.loads(args)
+        except ValueError:
+            return args
+        return parsed if isinstance(parsed, dict) else args
+    return args if args is not None else {}
+
+
+def tool_calls_of(m: dict, raw_role: str = "") -> list[dict]:
+    """A message's tool calls in OpenAI's shape [{type, function: {name, arguments}}], from
+    `tool_calls`, the legacy `function_call`, or a ShareGPT `function_call` turn whose value is the
+    JSON call. [] when it has none."""
+    calls = m.get("tool_calls")
+    if not calls and isinstance(m.get("function_call"), dict):
+        calls = [m["function_call"]]
+    if not calls and raw_role == "function_call":
+        try:
+            value = json.loads(m.get("value") or m.get("content") or "")
+        except (TypeError, ValueError):
+            value = None
+        calls = value if isinstance(value, list) else [value] if isinstance(value, dict) else None
+    out = []
+    for c in calls or []:
+        if not isinstance(c, dict):
+            continue
+        fn = c.get("function") if isinstance(c.get("function"), dict) else c
+        if not isinstance(fn.get("name"), str):
+            continue
+        call = {"type": "function", "function": {"name": fn["name"],
+                                                 "arguments": _arguments(fn.get("arguments", fn.get("parameters")))}}
+        if isinstance(c.get("id"), str):
+            call["id"] = c["id"]
+        out.append(call)
+    return out
+
+
+def chat_turns(turns, style: str = "messages", keep_tools: bool = False) -> list[dict]:
+    """Normalise a list of {role, content} or {from, value} dicts into [{role, content}].
+
+    keep_tools: assistant turns keep their calls as `tool_calls` (OpenAI's shape) and tool turns
+    their `name` / `tool_call_id`, so a chat template that knows tools renders them its own way.
+    Without it a call becomes JSON text in the content (for views and templates without tools).
+    """
     role_key, content_key = ("from", "value") if style == "sharegpt" else ("role", "content")
     table = SHAREGPT_ROLES if style == "sharegpt" else MESSAGE_ROLES
     out = []
@@ -194,9 +238,17 @@ def chat_turns(turns, style: str = "messages") -> list[dict]:
         role = table.get(str(raw_role).lower(), str(raw_role))
         content = content_text(m.get(content_key) if m.get(content_key) is not None
                                else m.get("content"))
-        if not content and m.get("tool_calls"):
-            content = json.dumps(m["tool_calls"], ensure_ascii=False)
-        out.append({"role": role, "content": content or ""})
+        calls = tool_calls_of(m, str(raw_role).lower()) if role == "assistant" else []
+        msg = {"role": role, "content": content or ""}
+        if calls and keep_tools:
+            # A ShareGPT call turn's value *is* the call: it must not also be the text.
+            msg["content"] = "" if str(raw_role).lower() == "function_call" else msg["content"]
+            msg["tool_calls"] = calls
+        elif calls and not content:
+            msg["content"] = json.dumps([c["function"] for c in calls], ensure_ascii=False)
+        if keep_tools and role == "tool":
+            msg.update({k: m[k] for k in ("name", "tool_call_id") if isinstance(m.get(k), str)})
+        out.append(msg)
     return out
 
 
@@ -206,8 +258,9 @@ def _as_turns(value, role: str) -> list[dict]:
     return [{"role": role, "content": content_text(value) or ""}]
 
 
-def row_messages(row: dict, fmt: str, cmap: dict[str, str]) -> list[dict]:
-    """The conversation a row represents, as [{role, content}] (for preference: prompt + chosen)."""
+def row_messages(row: dict, fmt: str, cmap: dict[str, str], keep_tools: bool = False) -> list[dict]:
+    """The conversation a row represents, as [{role, content}] (for preference: prompt + chosen).
+    keep_tools: tool calls stay structured (see chat_turns)."""
     get = lambda canon: row.get(cmap[canon]) if canon in cmap else None  # noqa: E731
     if fmt == "alpaca":
         user = content_text(get("instruction")) or ""
@@ -218,7 +271,7 @@ def row_messages(row: dict, fmt: str, cmap: dict[str, str]) -> list[dict]:
             {"role": "user", "content": user},
             {"role": "assistant", "content": content_text(get("output")) or ""}]
     if fmt in CHAT_FORMATS:
-        turns = chat_turns(get("conversations" if fmt == "sharegpt" else "messages"), fmt)
+        turns = chat_turns(get("conversations" if fmt == "sharegpt" else "messages"), fmt, keep_tools)
         system = content_text(get("system"))
         if system and not (turns and turns[0]["role"] == "system"):
             turns = [{"role": "system", "content": system}] + turns
@@ -272,15 +325,34 @@ def render_text(messages: list[dict], tokenizer=None) -> str:
     return "\n\n".join(f"{m['role']}: {m['content']}" for m in messages)
 
 
+def row_tools(row: dict) -> list[dict] | None:
+    """The tool (function) definitions a row offers the model: a `tools` or `functions` column,
+    as a list or as JSON text. None when it has none."""
+    value = row.get("tools", row.get("functions"))
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    if isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        return None
+    return [t if "function" in t else {"type": "function", "function": t} for t in value if isinstance(t, dict)]
+
+
 def convert_record(row: dict, fmt: str, cmap: dict[str, str], target: str,
-                   conversational: bool = True, tokenizer=None) -> dict:
-    """One source row -> the target columns. Raises ValueError with a short reason."""
+                   conversational: bool = True, tokenizer=None, tools: bool = False) -> dict:
+    """One source row -> the target columns. Raises ValueError with a short reason.
+    tools: keep tool calls structured and add the row's tool definitions (`tools` column)."""
     if target == "text":
         if fmt == "text":
             return {"text": content_text(row.get(cmap["text"])) or ""}
         return {"text": render_text(row_messages(row, fmt, cmap), tokenizer)}
     if fmt == "text":
         raise ValueError("raw text has no prompt and answer")
+    if target == "messages" and tools:
+        return {"messages": row_messages(row, fmt, cmap, keep_tools=True), "tools": row_tools(row)}
     if target == "messages":
         return {"messages": row_messages(row, fmt, cmap)}
     if target == "preference":
@@ -302,10 +374,14 @@ def convert_record(row: dict, fmt: str, cmap: dict[str, str], target: str,
     raise ValueError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}")
 
 
-def _target_features(target: str, fmt: str, conversational: bool):
-    from datasets import Features, List, Value
+def _target_features(target: str, fmt: str, conversational: bool, tools: bool = False):
+    from datasets import Features, Json, List, Value
 
     turns = List({"role": Value("string"), "content": Value("string")})
+    if target == "messages" and tools:
+        # Each message keeps only its own keys (a struct would give every message a null
+        # `tool_calls`, which some templates test with `in`), and arguments stay free-form.
+        return Features({"messages": List(Json()), "tools": Json()})
     if target == "messages":
         return Features({"messages": turns})
     if target == "text":
@@ -317,13 +393,52 @@ def _target_features(target: str, fmt: str, conversational: bool):
     return Features({"prompt": turns, "completion": turns})
 
 
+def has_tool_calls(ds, fmt: str) -> bool:
+    """Whether any row of a chat dataset calls tools or offers tool definitions."""
+    if fmt not in CHAT_FORMATS:
+        return False
+    if any(c in ds.column_names for c in ("tools", "functions")):
+        return True
+    col = next((c for c in ("messages", "conversations", "conversation", "chat") if c in ds.column_names), None)
+    if col is None:
+        return False
+    kind = str(ds.features[col])
+    if "tool_calls" in kind or "function_call" in kind:
+        return True
+    if fmt != "sharegpt":
+        return False
+    for batch in ds.select_columns([col]).iter(batch_size=2000):
+        if any(str(m.get("from", "")).lower() == "function_call"
+               for turns in batch[col] for m in turns or [] if isinstance(m, dict)):
+            return True
+    return False
+
+
+def template_renders_tools(tokenizer) -> bool:
+    """Whether the tokenizer's chat template prints an assistant's tool call (name and arguments)
+    and a tool's answer. Many templates silently drop one of them; those get calls as JSON text."""
+    if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+        return False
+    name, key, value, answer = "fn_q7x", "arg_k3z", "arg_v9w", "result_r5y"
+    conv = [{"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "", "tool_calls": [
+                {"type": "function", "function": {"name": name, "arguments": {key: value}}}]},
+            {"role": "tool", "name": name, "content": answer}]
+    try:
+        text = tokenizer.apply_chat_template(conv, tokenize=False)
+    except Exception:  # jinja raises its own types when a template rejects tools
+        return False
+    return all(x in text for x in (name, key, value, answer))
+
+
 def to_trainer_format(ds, fmt, target: str, column_map: dict | None = None, *,
-                      conversational: bool = True, tokenizer=None):
+                      conversational: bool = True, tokenizer=None, tools: bool = False):
     """Convert a Dataset in source format `fmt` (name or FormatGuess) to a trainer `target`.
 
     Batched over Arrow, so memory stays flat. Raises StudioError naming the first bad row.
     `conversational=True` turns string prompts/answers into [{role, content}] lists so TRL applies
-    the chat template; False keeps the source's strings.
+    the chat template; False keeps the source's strings. `tools=True` (messages target) keeps tool
+    calls structured and adds a `tools` column for templates that render tools.
     """
     from studio.errors import StudioError
 
@@ -348,7 +463,7 @@ def to_trainer_format(ds, fmt, target: str, column_map: dict | None = None, *,
         for j, idx in enumerate(indices):
             row = {c: batch[c][j] for c in cols}
             try:
-                rec = convert_record(row, fmt, cmap, target, conversational, tokenizer)
+                rec = convert_record(row, fmt, cmap, target, conversational, tokenizer, tools)
             except Exception as e:  # one message naming the row beats a trace from inside map
                 raise StudioError(f"row {idx}: can't convert {fmt} to {target}: {e}. Fix: correct "
                                   "or drop that row (the Data tab's clean step drops bad rows).")
@@ -358,5 +473,5 @@ def to_trainer_format(ds, fmt, target: str, column_map: dict | None = None, *,
 
     return ds.map(convert, batched=True, batch_size=1000, with_indices=True,
                   remove_columns=ds.column_names,
-                  features=_target_features(target, fmt, conversational),
+                  features=_target_features(target, fmt, conversational, tools and target == "messages"),
                   desc=f"{fmt} -> {target}")

@@ -181,14 +181,18 @@ def peft_config(cfg: RunConfig, task_type: str = "CAUSAL_LM"):
     return None
 
 
-def load_data(cfg: RunConfig, run_dir: Path):
-    """(train, eval or None) in the layout the stage's trainer wants; eval rows go to eval.jsonl."""
+def load_data(cfg: RunConfig, run_dir: Path, tok=None):
+    """(train, eval or None) in the layout the stage's trainer wants; eval rows go to eval.jsonl.
+    `tok`: the model's tokenizer; tool calls stay structured when its template renders them."""
     from studio.data import prepare_for_training
+    from studio.data.formats import template_renders_tools
 
     target = STAGE_TARGET[cfg.stage]
     d = cfg.data
+    tool_template = template_renders_tools(tok)
     ds = prepare_for_training(resolve_data_path(d.path), fmt=d.format, target=target,
-                              column_map=d.column_map or None, skip_invalid=d.skip_invalid)
+                              column_map=d.column_map or None, skip_invalid=d.skip_invalid,
+                              tool_template=tool_template)
     if d.max_rows and len(ds) > d.max_rows:
         ds = ds.select(range(d.max_rows))
     if len(ds) == 0:
@@ -196,7 +200,8 @@ def load_data(cfg: RunConfig, run_dir: Path):
     eval_ds = None
     if d.eval_path:
         eval_ds = prepare_for_training(resolve_data_path(d.eval_path), fmt=d.format, target=target,
-                                       column_map=d.column_map or None, skip_invalid=d.skip_invalid)
+                                       column_map=d.column_map or None, skip_invalid=d.skip_invalid,
+                                       tool_template=tool_template)
     elif d.eval_fraction > 0:
         if len(ds) < 4:
             raise StudioError("Too few rows to hold out an eval split: set data.eval_fraction to 0.")

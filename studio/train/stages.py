@@ -22,7 +22,7 @@ def make_trainer(cfg: RunConfig, model_path: str, run_dir: Path, info: dict[str,
     `data` = (train, eval) datasets skips loading from cfg.data.path (benchmarks pass token ids).
     """
     tok = build.load_tokenizer(model_path, cfg)
-    train_ds, eval_ds = data if data is not None else build.load_data(cfg, run_dir)
+    train_ds, eval_ds = data if data is not None else build.load_data(cfg, run_dir, tok)
     common = build.trainer_kwargs(cfg, run_dir, info, eval_ds is not None)
     extra_callbacks = list(callbacks)
     if cfg.training.early_stopping_patience > 0 and eval_ds is not None:
