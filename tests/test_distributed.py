@@ -56,6 +56,17 @@ def _assert_same(a: dict, b: dict) -> None:
         torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=1e-5, msg=k)
 
 
+_DDP: dict[str, dict[str, torch.Tensor]] = {}
+
+
+def _assert_matches_ddp(run_dir: Path, model_dir, runs_root, tmp_path, adapter: str = "lora") -> None:
+    """The run's weights equal those of a DDP run of the same data and seed (trained once per adapter)."""
+    if adapter not in _DDP:
+        ddp = _train(model_dir, runs_root, tmp_path, f"ddp-{adapter}", distributed="ddp", adapter=adapter)
+        _DDP[adapter] = _weights(ddp)
+    _assert_same(_weights(run_dir), _DDP[adapter])
+
+
 @pytest.fixture
 def gpu_strategies_on_cpu(monkeypatch):
     monkeypatch.setattr(distributed, "cpu_only", lambda cfg: False)  # write the FSDP/ZeRO launch config
@@ -110,8 +121,7 @@ def test_fsdp_lora_matches_ddp_and_resumes_from_sharded_checkpoint(
     assert len(list(shards.glob("*.distcp"))) == 2
     # ...but the adapter is one gathered file (a sharded save used to leave it empty), with the
     # same weights DDP trains from the same data and seed.
-    ddp = _train(tiny_model_dir, runs_root, tmp_path, "ddp", distributed="ddp")
-    _assert_same(_weights(fsdp), _weights(ddp))
+    _assert_matches_ddp(fsdp, tiny_model_dir, runs_root, tmp_path)
 
     # A crash after step 2: resume must continue from the sharded checkpoint to the same result.
     _assert_same(_weights(_crash_after_step_2_and_resume(fsdp, runs_root / "crashed")), _weights(fsdp))
@@ -120,11 +130,9 @@ def test_fsdp_lora_matches_ddp_and_resumes_from_sharded_checkpoint(
 @pytest.mark.slow
 def test_fsdp_full_fine_tune_saves_the_whole_model(tiny_model_dir, runs_root, tmp_path, gpu_strategies_on_cpu):
     fsdp = _train(tiny_model_dir, runs_root, tmp_path, "fsdp-full", distributed="fsdp", adapter="full")
-    ddp = _train(tiny_model_dir, runs_root, tmp_path, "ddp-full", distributed="ddp", adapter="full")
-    base = load_file(tiny_model_dir / "model.safetensors")
-    tuned = _weights(fsdp)
+    base, tuned = load_file(tiny_model_dir / "model.safetensors"), _weights(fsdp)
     assert any(not torch.equal(tuned[k], base[k]) for k in base)  # it trained
-    _assert_same(tuned, _weights(ddp))
+    _assert_matches_ddp(fsdp, tiny_model_dir, runs_root, tmp_path, "full")
 
 
 @pytest.mark.slow
@@ -134,8 +142,7 @@ def test_zero2_lora_matches_ddp_and_resumes_from_zero_checkpoint(
     assert yaml.safe_load((z2 / "accelerate.yaml").read_text())["distributed_type"] == "DEEPSPEED"
     assert "Distributed: DeepSpeed ZeRO, 2 processes" in (z2 / "stdout.log").read_text()
     assert (z2 / "checkpoints" / "checkpoint-2" / "global_step2").is_dir()  # DeepSpeed's own checkpoint
-    ddp = _train(tiny_model_dir, runs_root, tmp_path, "ddp", distributed="ddp")
-    _assert_same(_weights(z2), _weights(ddp))
+    _assert_matches_ddp(z2, tiny_model_dir, runs_root, tmp_path)
     _assert_same(_weights(_crash_after_step_2_and_resume(z2, runs_root / "crashed")), _weights(z2))
 
 
@@ -144,8 +151,7 @@ def test_zero3_full_fine_tune_gathers_the_model(tiny_model_dir, runs_root, tmp_p
     # ZeRO-3 splits every weight across ranks; without zero3_save_16bit_model the model/ folder
     # held only per-rank shards and no loadable weights.
     z3 = _train(tiny_model_dir, runs_root, tmp_path, "zero3-full", distributed="deepspeed_zero3", adapter="full")
-    ddp = _train(tiny_model_dir, runs_root, tmp_path, "ddp-full", distributed="ddp", adapter="full")
-    _assert_same(_weights(z3), _weights(ddp))
+    _assert_matches_ddp(z3, tiny_model_dir, runs_root, tmp_path, "full")
 
 
 def test_launch_checks_name_the_fix(tiny_model_dir, monkeypatch):
@@ -176,5 +182,4 @@ def test_fsdp_qlora_shards_the_4bit_weights(tiny_model_dir, runs_root, tmp_path,
     # Stored as uint8, accelerate leaves the 4-bit weights whole on every rank and says so.
     assert "Distributed: FSDP2" in log and "Excluding from FSDP2 sharding" not in log
     assert runs.status(fsdp)["quantization"] == "nf4"
-    ddp = _train(tiny_model_dir, runs_root, tmp_path, "ddp-qlora", distributed="ddp", adapter="qlora")
-    _assert_same(_weights(fsdp), _weights(ddp))
+    _assert_matches_ddp(fsdp, tiny_model_dir, runs_root, tmp_path, "qlora")
