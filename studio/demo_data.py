@@ -16,6 +16,7 @@ import random
 from pathlib import Path
 
 from studio import demo_corpus as dc
+from studio.demo_words import SYSTEM_PROMPTS
 
 SEED = 1234  # one seed for every generated file; change it and all files change
 DATA_FILES = ("alpaca.jsonl", "sharegpt.jsonl", "messages.jsonl", "messages_eval.jsonl",
@@ -55,7 +56,7 @@ def _conversation(rng, seen: set | None, system_frac: float, multi_frac: float, 
         if seen is not None:
             seen.add(a)
         turns.append([q, dc.pirate(a), a])
-    return {"system": rng.choice(dc.SYSTEM_PROMPTS) if rng.random() < system_frac else None, "turns": turns}
+    return {"system": rng.choice(SYSTEM_PROMPTS) if rng.random() < system_frac else None, "turns": turns}
 
 
 def shingles(text: str, n: int = 5) -> set[str]:

@@ -12,7 +12,8 @@ import json
 import pytest
 
 from studio.data import prepare_for_training
-from studio.data.formats import chat_turns, template_renders_tools
+from studio.data.formats import chat_turns
+from studio.data.tools import template_renders_tools
 
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather now",
                                            "parameters": {"type": "object",

@@ -94,7 +94,7 @@ def prepare_for_training(path, fmt: str = "auto", target: str = "messages",
             f"Fix: correct those rows, or drop them with `python -m studio data clean {label} "
             "--out DIR` and train on DIR/clean.jsonl.",
             problems=[str(i) for i in issues])
-    from studio.data.formats import has_tool_calls
+    from studio.data.tools import has_tool_calls
 
     tools = target == "messages" and has_tool_calls(ds, guess.name)
     if tools and not tool_template:

@@ -185,7 +185,7 @@ def load_data(cfg: RunConfig, run_dir: Path, tok=None):
     """(train, eval or None) in the layout the stage's trainer wants; eval rows go to eval.jsonl.
     `tok`: the model's tokenizer; tool calls stay structured when its template renders them."""
     from studio.data import prepare_for_training
-    from studio.data.formats import template_renders_tools
+    from studio.data.tools import template_renders_tools
 
     target = STAGE_TARGET[cfg.stage]
     d = cfg.data
