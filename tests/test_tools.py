@@ -102,3 +102,17 @@ def test_sft_trains_on_the_call_and_the_answer(tool_file, tiny_model_dir, tmp_pa
     trainer.train()
     losses = [r["loss"] for r in trainer.state.log_history if "loss" in r]
     assert losses and losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize("column,column_map", [("conversations", None), ("dialog", {"conversations": "dialog"})])
+def test_sharegpt_calls_with_an_explicit_format(column, column_map, tmp_path):
+    # glaive-style turns, the format given instead of detected (its columns then come from the
+    # format's known names or the explicit map)
+    call = {"name": "get_weather", "arguments": {"city": "Oslo"}}
+    path = tmp_path / "glaive.jsonl"
+    path.write_text("".join(json.dumps({column: [
+        {"from": "human", "value": f"Weather {i}?"}, {"from": "function_call", "value": json.dumps(call)},
+        {"from": "observation", "value": "2C"}, {"from": "gpt", "value": "Cold!"}]}) + "\n" for i in range(6)))
+    ds = prepare_for_training(path, fmt="sharegpt", column_map=column_map, tool_template=True)
+    assert ds[0]["messages"][1] == {"role": "assistant", "content": "", "tool_calls": [{"type": "function",
+                                                                                     "function": call}]}

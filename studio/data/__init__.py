@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from studio.data.formats import FORMATS, TARGETS, FormatGuess, detect_format, to_trainer_format
+from studio.data.formats import (FORMATS, TARGETS, FormatGuess, detect_format, resolve_columns,
+                                 to_trainer_format)
 from studio.data.load import load_rows
 
 __all__ = ["FORMATS", "TARGETS", "FormatGuess", "detect_format", "load_rows",
@@ -42,7 +43,7 @@ def prepare_for_training(path, fmt: str = "auto", target: str = "messages",
     skip_invalid: the largest fraction of rows (0..1) that may be dropped for failing
     validation; they are named through `log` with their fixes. More than that still fails, so a
     broken file never trains silently on what is left.
-    tool_template: the model's chat template renders tool calls (formats.template_renders_tools);
+    tool_template: the model's chat template renders tool calls (tools.template_renders_tools);
     then a chat dataset with tool calls keeps them structured, with its `tools` definitions.
     Returns a datasets.Dataset with only the target columns. Raises StudioError naming the file,
     the rows and the fix when the data can't be trained on.
@@ -67,7 +68,8 @@ def prepare_for_training(path, fmt: str = "auto", target: str = "messages",
                 f"{'; ' + notes if notes else ''}). Fix: pick the format and map the columns in "
                 f"the Data tab, or pass fmt= one of {', '.join(FORMATS)} and column_map=.")
     elif fmt in FORMATS:
-        guess = FormatGuess(fmt, 1.0, dict(column_map or {}))
+        # The format's known column names fill in what the map leaves out, as detection does.
+        guess = FormatGuess(fmt, 1.0, resolve_columns(fmt, ds.column_names, column_map))
     else:
         raise StudioError(f"unknown dataset format '{fmt}'. Fix: use auto or one of "
                           f"{', '.join(FORMATS)}.")
@@ -96,7 +98,7 @@ def prepare_for_training(path, fmt: str = "auto", target: str = "messages",
             problems=[str(i) for i in issues])
     from studio.data.tools import has_tool_calls
 
-    tools = target == "messages" and has_tool_calls(ds, guess.name)
+    tools = target == "messages" and has_tool_calls(ds, guess.name, guess.column_map)
     if tools and not tool_template:
         log(f"{label}: the rows call tools, but this model's chat template has no tool support: "
             "each call is trained as JSON text in the assistant's answer.")

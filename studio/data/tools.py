@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 CHAT_FORMATS = ("sharegpt", "messages")  # the formats whose rows are lists of turns
+TOOL_COLUMNS = ("tools", "functions")  # where a row lists the tools it may call
 
 
 def _arguments(args):
@@ -55,7 +56,7 @@ def tool_calls_of(m: dict, raw_role: str = "") -> list[dict]:
 def row_tools(row: dict) -> list[dict] | None:
     """The tool (function) definitions a row offers the model: a `tools` or `functions` column,
     as a list or as JSON text. None when it has none."""
-    value = row.get("tools", row.get("functions"))
+    value = next((row[c] for c in TOOL_COLUMNS if row.get(c) is not None), None)
     if isinstance(value, str):
         try:
             value = json.loads(value)
@@ -68,14 +69,15 @@ def row_tools(row: dict) -> list[dict] | None:
     return [t if "function" in t else {"type": "function", "function": t} for t in value if isinstance(t, dict)]
 
 
-def has_tool_calls(ds, fmt: str) -> bool:
-    """Whether any row of a chat dataset calls tools or offers tool definitions."""
+def has_tool_calls(ds, fmt: str, cmap: dict[str, str]) -> bool:
+    """Whether any row of a chat dataset calls tools or offers tool definitions.
+    `cmap`: the format guess's column map (which column holds the turns)."""
     if fmt not in CHAT_FORMATS:
         return False
-    if any(c in ds.column_names for c in ("tools", "functions")):
+    if any(c in ds.column_names for c in TOOL_COLUMNS):
         return True
-    col = next((c for c in ("messages", "conversations", "conversation", "chat") if c in ds.column_names), None)
-    if col is None:
+    col = cmap.get("conversations" if fmt == "sharegpt" else "messages")
+    if col not in ds.column_names:
         return False
     kind = str(ds.features[col])
     if "tool_calls" in kind or "function_call" in kind:

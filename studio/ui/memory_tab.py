@@ -1,8 +1,8 @@
 """Memory tab: live GPU/CPU/RAM readings and "will it fit?" for a planned run.
 
 Widgets and wiring only: readings come from studio.hardware (refreshed by a gr.Timer that runs
-while this tab is selected), the estimate and advice from studio.vram, the ETA from studio.vram_cli. Every setting has a
-tooltip; errors become a plain warning, never a traceback.
+while this tab is selected), the estimate and advice from studio.vram, the ETA from
+studio.vram_cli. Every setting has a tooltip; errors become a plain warning, never a traceback.
 """
 
 from __future__ import annotations
