@@ -123,16 +123,16 @@ def save_output(trainer, cfg: RunConfig, out_dir: Path, tok=None, main: bool = T
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
     plugin = getattr(trainer.accelerator.state, "fsdp_plugin", None) if trainer.is_fsdp_enabled else None
+    sharded = None
     if plugin is not None and "FULL_STATE_DICT" not in str(plugin.state_dict_type):
         # Checkpoints stay sharded (each rank writes its own part, fast to resume), but with a
         # sharded state dict `save_model` writes no weights at all, and the run would end "done"
         # with an empty adapter folder. The output must be one loadable file: gather it.
         sharded = plugin.state_dict_type
         plugin.set_state_dict_type("FULL_STATE_DICT")
-        trainer.save_model(str(out_dir))
+    trainer.save_model(str(out_dir))
+    if sharded is not None:
         plugin.set_state_dict_type(sharded)  # a later stage's checkpoints stay sharded
-    else:
-        trainer.save_model(str(out_dir))
     if main:
         (tok or trainer.processing_class).save_pretrained(str(out_dir))
         # A run must never end "done" without its weights (the sharded-save case above did).

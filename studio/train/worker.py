@@ -26,6 +26,7 @@ from studio.runs import update_status as _update_status
 GIB = 2**30
 # Under `accelerate launch` every rank runs this file; only rank 0 owns the run folder.
 IS_MAIN = int(os.environ.get("RANK", "0")) == 0
+WORLD_SIZE = int(os.environ.get("WORLD_SIZE", "1"))  # processes in this run (accelerate sets it)
 
 
 def update_status(run_dir, **fields):
@@ -132,15 +133,15 @@ def run_stages(run_dir: Path, cfg: RunConfig, resume: bool) -> dict:
               f"({info['precision']}), starting from {model_path}", flush=True)
         update_status(run_dir, stage=scfg.stage, stage_index=i, n_stages=len(cfgs),
                       device=info["device"], precision=info["precision"], base_model=model_path,
-                      world_size=int(os.environ.get("WORLD_SIZE", "1")))
+                      world_size=WORLD_SIZE)
         cb = StudioCallback(run_dir, scfg.stage, i, len(cfgs))
         trainer = make_trainer(scfg, model_path, run_dir, info, [cb])
         _record_params(run_dir, trainer)
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and IS_MAIN:
+        if WORLD_SIZE > 1 and IS_MAIN:
             from studio.train.distributed import describe
 
-            print(describe(scfg.training.distributed, trainer.accelerator.distributed_type.name,
-                           int(os.environ["WORLD_SIZE"])), flush=True)
+            print(describe(scfg.training.distributed, trainer.accelerator.distributed_type.name, WORLD_SIZE),
+                  flush=True)
         ckpt = None
         if resume:
             from studio.runs import last_checkpoint
