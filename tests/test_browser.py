@@ -350,7 +350,9 @@ def test_two_sessions(app, browser, cleaned):
     # Session B then uploads a file (it lands in gradio's upload folder, an allowed root).
     data = open_tab(b, "Data")
     data.locator("input[type=file][accept*=jsonl]").set_input_files(str(REPO / "assets" / "data" / "alpaca.jsonl"))
-    expect(data.get_by_text("alpaca.jsonl").first).to_be_visible()
+    # The file list shows the name as stem + extension in separate spans ("alpaca" ".jsonl"), which
+    # text matching does not always join; the table cell's accessible name is the whole name.
+    expect(data.get_by_role("cell", name="alpaca.jsonl")).to_be_visible()
     data.get_by_role("button", name="Load", exact=True).click()
     expect(data.get_by_text(re.compile(r"alpaca\.jsonl: 400 rows · format alpaca"))).to_be_visible()
 
